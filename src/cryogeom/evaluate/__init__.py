@@ -1,0 +1,1 @@
+"""Evaluation: Kabsch superposition, RMSD, EMD-RMSD, latent analysis, figures and the report."""

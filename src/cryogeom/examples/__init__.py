@@ -1,0 +1,1 @@
+"""Built-in example systems, made from data that ships in pip packages."""

@@ -1,0 +1,1 @@
+"""Training losses: image, geometry degradation, bond and centering."""

@@ -1,0 +1,1 @@
+"""The reconstruction network: image encoder, latent decoder, deformer and output normalisation."""

@@ -1,0 +1,1 @@
+"""Particle data: RELION .star/.mrcs, cryoSPARC .cs and cryoDRGN .pkl readers and writers."""

@@ -1,0 +1,1 @@
+"""The all-atom synthetic-data simulator (independent of the network's residue-Gaussian model)."""

@@ -1,0 +1,1 @@
+"""Structures and trajectories: Cα clouds, residue names, chains, bonds, and the residue table."""
