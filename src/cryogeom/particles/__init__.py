@@ -1,1 +1,23 @@
-"""Particle data: RELION .star/.mrcs, cryoSPARC .cs and cryoDRGN .pkl readers and writers."""
+"""Particle data: RELION .star/.mrcs, cryoSPARC .cs and cryoDRGN .pkl readers and writers.
+
+``read_particles(path, ...)`` → :class:`ParticleSet` (images lazily memory-mapped, poses, shifts,
+CTF, pixel sizes, the original table); :class:`ParticleDataset` serves it to torch;
+:func:`write_relion` and :func:`write_star_subset` write RELION files.
+"""
+
+from cryogeom.particles.dataset import ParticleDataset
+from cryogeom.particles.fourier_crop import fourier_crop
+from cryogeom.particles.particle_set import ParticleSet
+from cryogeom.particles.read import read_particles
+from cryogeom.particles.relion import write_relion, write_star_subset
+from cryogeom.particles.stack import ImageStack
+
+__all__ = [
+    "ImageStack",
+    "ParticleDataset",
+    "ParticleSet",
+    "fourier_crop",
+    "read_particles",
+    "write_relion",
+    "write_star_subset",
+]
