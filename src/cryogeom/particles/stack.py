@@ -109,7 +109,7 @@ class StackPathResolver:
             if self.datadir is not None:
                 out += [self.datadir / p, self.datadir / p.name]
             out.append(self.base / p)
-        return list(dict.fromkeys(out))
+        return list(dict.fromkeys(Path(os.path.normpath(c)) for c in out))
 
     def __call__(self, name: str) -> Path:
         found = self._cache.get(name)
@@ -282,7 +282,9 @@ class ImageStack:
         finite = torch.isfinite(batch).flatten(1).all(dim=1)
         if not bool(finite.all()):
             k = int(torch.nonzero(~finite)[0, 0])
-            raise InputError(f"{self.describe(int(idx[k]))}: image has NaN or infinite pixels (particle {int(idx[k])})")
+            i = int(idx[k])
+            path = self.files.headers[self.file_index[i]].path
+            raise InputError(f"{path}: image {self.frame[i] + 1} (1-based; particle {i}) has NaN or infinite pixels")
         return batch
 
     def __repr__(self) -> str:
