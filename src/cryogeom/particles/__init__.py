@@ -6,7 +6,7 @@ CTF, pixel sizes, the original table); :class:`ParticleDataset` serves it to tor
 """
 
 from cryogeom.particles.dataset import ParticleDataset
-from cryogeom.particles.fourier_crop import fourier_crop
+from cryogeom.particles.downsample import downsample_images
 from cryogeom.particles.particle_set import ParticleSet
 from cryogeom.particles.read import read_particles
 from cryogeom.particles.relion import write_relion, write_star_subset
@@ -16,7 +16,7 @@ __all__ = [
     "ImageStack",
     "ParticleDataset",
     "ParticleSet",
-    "fourier_crop",
+    "downsample_images",
     "read_particles",
     "write_relion",
     "write_star_subset",

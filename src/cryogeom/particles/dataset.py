@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cryogeom.errors import InputError
-from cryogeom.particles.fourier_crop import fourier_crop
+from cryogeom.particles.downsample import downsample_images
 from cryogeom.particles.particle_set import ParticleSet
 
 
@@ -34,7 +34,7 @@ class ParticleDataset(Dataset):
     """Items (image, pose, shift, CTF, pixel size, index) of ``particle_set[indices]``.
 
     ``downsample_box`` Fourier-crops the images to that box (even or odd, ≤ the set's box; see
-    :mod:`cryogeom.particles.fourier_crop`: mean preserved, centre pixel kept); ``dtype`` is the
+    :mod:`cryogeom.particles.downsample`: mean preserved, centre pixel kept); ``dtype`` is the
     floating dtype of every returned tensor.
     """
 
@@ -74,7 +74,7 @@ class ParticleDataset(Dataset):
         particles = self.indices[pos]
         images = self.particle_set.images.read(particles)
         if self.box != images.shape[-1]:
-            images = fourier_crop(images, self.box)
+            images = downsample_images(images, self.box)
         index = torch.from_numpy(particles)
         return {
             "image": images.to(self.dtype),
