@@ -573,22 +573,29 @@ def _umask() -> int:
     return mask
 
 
-def _write_frames(path: PathLike, universe, file_format: str, *, multiframe: bool, bonds) -> None:
-    """Write every frame of ``universe`` to ``path`` through a temporary file renamed into place."""
-    import MDAnalysis as mda
-
+@contextlib.contextmanager
+def atomic_output(path: PathLike):
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, else removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
-        kwargs = {"bonds": bonds} if file_format == "PDB" else {}
-        with _quiet(), mda.Writer(tmp, n_atoms=universe.atoms.n_atoms, format=file_format, multiframe=multiframe, **kwargs) as writer:
-            for _ in universe.trajectory:
-                writer.write(universe.atoms)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_frames(path: PathLike, universe, file_format: str, *, multiframe: bool, bonds) -> None:
+    """Write every frame of ``universe`` to ``path`` through a temporary file renamed into place."""
+    import MDAnalysis as mda
+
+    kwargs = {"bonds": bonds} if file_format == "PDB" else {}
+    with atomic_output(path) as tmp:
+        with _quiet(), mda.Writer(tmp, n_atoms=universe.atoms.n_atoms, format=file_format, multiframe=multiframe, **kwargs) as writer:
+            for _ in universe.trajectory:
+                writer.write(universe.atoms)
