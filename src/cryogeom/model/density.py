@@ -1,0 +1,176 @@
+"""The density that is rendered for a Cα cloud: Gaussian pseudo-atoms attached to the residues.
+
+The network predicts one point per residue (the Cα, paper section 2). What is *rendered* from
+those points is chosen here:
+
+``"ca"``  — the paper's model (appendix C): one isotropic Gaussian per residue at its Cα, with
+            the amino acid's σ and electron count from the residue table.
+``"backbone-sidechain"`` — two Gaussians per residue: the backbone (N, CA, C, O) and the side
+            chain, each at its electron-weighted centroid in the base structure.
+``"atoms"`` — every heavy atom of the base structure as its own Gaussian.
+
+For the two richer models, each pseudo-atom keeps its position relative to a *local frame of the
+Cα trace* (built from residues i−1, i, i+1), measured once in the base structure. A predicted
+Cα cloud moves every pseudo-atom through its residue's Cα and rotates it with the local frame, so
+the density is still a function of the Cα cloud alone and the geometry losses act on the Cα.
+Hydrogens are not placed: each residue's pseudo-atoms share the residue's electron count (from
+the residue table, hydrogens included) in proportion to their heavy atoms' atomic numbers.
+The σ of a group is √(σ_atom² + tr(Cov)/3), where Cov is the electron-weighted covariance of its
+atoms: the rotation-averaged width of its projection (appendix C with σ_atom = 1 Å).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+DENSITY_MODELS = ("ca", "backbone-sidechain", "atoms")
+BACKBONE_ATOM_NAMES = frozenset({"N", "CA", "C", "O", "OXT", "OT1", "OT2"})
+
+
+def _atomic_number(element: str) -> int:
+    import gemmi
+
+    return gemmi.Element(str(element).strip().capitalize() or "C").atomic_number
+
+
+def chain_neighbours(n_residues: int, bonded_pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """prev [N], next [N]: the bonded neighbour before/after each residue, −1 where there is none."""
+    prev = np.full(n_residues, -1, dtype=np.int64)
+    nxt = np.full(n_residues, -1, dtype=np.int64)
+    for a, b in np.asarray(bonded_pairs, dtype=np.int64).reshape(-1, 2):
+        nxt[a], prev[b] = b, a
+    return prev, nxt
+
+
+def frame_residues(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """For each residue, the residue whose local frame it uses: itself if it has both neighbours,
+    else its interior neighbour (chain ends), else −1 (chains shorter than 3: no rotation)."""
+    interior = (prev >= 0) & (nxt >= 0)
+    out = np.where(interior, np.arange(len(prev)), -1)
+    for i in np.flatnonzero(~interior):
+        for j in (nxt[i], prev[i]):
+            if j >= 0 and interior[j]:
+                out[i] = j
+                break
+    return out
+
+
+def local_frames(ca: torch.Tensor, centre: torch.Tensor, prev: torch.Tensor, nxt: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Orthonormal frames [..., K, 3, 3] (columns e1, e2, e3) of residues ``centre`` [K].
+
+    e1 runs along the chain (from i−1 to i+1), e2 is the bisector of the two Cα–Cα bonds made
+    orthogonal to e1 (pointing away from the neighbours), e3 = e1 × e2.
+    """
+    x = ca[..., centre, :]
+    a = ca[..., prev, :] - x
+    b = ca[..., nxt, :] - x
+    e1 = b - a
+    e1 = e1 / e1.norm(dim=-1, keepdim=True).clamp_min(eps)
+    u = -(a + b)
+    u = u - (u * e1).sum(-1, keepdim=True) * e1
+    e2 = u / u.norm(dim=-1, keepdim=True).clamp_min(eps)
+    e3 = torch.cross(e1, e2, dim=-1)
+    return torch.stack([e1, e2, e3], dim=-1)
+
+
+class ResidueDensity(nn.Module):
+    """Maps Cα clouds [B, N, 3] to pseudo-atom positions [B, M, 3] with fixed σ [M] and mass [M]."""
+
+    def __init__(self, residue_index, sigma_angstrom, mass_electrons, local_offset=None, frame_residue=None, prev=None, nxt=None):
+        super().__init__()
+        t = lambda a, dt=torch.float64: torch.as_tensor(np.array(a), dtype=dt)  # noqa: E731
+        self.register_buffer("residue_index", t(residue_index, torch.long))
+        self.register_buffer("sigma", t(sigma_angstrom, torch.float32))
+        self.register_buffer("mass", t(mass_electrons, torch.float32))
+        self.rigid = local_offset is not None
+        if self.rigid:
+            frame_residue = np.asarray(frame_residue)
+            has_frame = frame_residue >= 0
+            self.register_buffer("local_offset", t(local_offset, torch.float32))
+            self.register_buffer("point_frame", t(np.where(has_frame, frame_residue, 0), torch.long))
+            self.register_buffer("point_has_frame", t(has_frame, torch.bool))
+            centres = np.unique(frame_residue[has_frame])
+            self.register_buffer("frame_centre", t(centres, torch.long))
+            self.register_buffer("frame_prev", t(np.asarray(prev)[centres], torch.long))
+            self.register_buffer("frame_next", t(np.asarray(nxt)[centres], torch.long))
+            lookup = np.zeros(len(prev), dtype=np.int64)
+            lookup[centres] = np.arange(len(centres))
+            self.register_buffer("point_frame_slot", t(lookup[np.where(has_frame, frame_residue, 0)], torch.long))
+
+    @property
+    def n_points(self) -> int:
+        return int(self.residue_index.numel())
+
+    def forward(self, ca: torch.Tensor) -> torch.Tensor:
+        """ca [B, N, 3] Å -> pseudo-atom positions [B, M, 3] Å."""
+        points = ca[:, self.residue_index, :]
+        if not self.rigid:
+            return points
+        frames = local_frames(ca, self.frame_centre, self.frame_prev, self.frame_next)  # [B, K, 3, 3]
+        f = frames[:, self.point_frame_slot]  # [B, M, 3, 3]
+        offset = self.local_offset.to(ca.dtype)
+        rotated = torch.einsum("bmij,mj->bmi", f, offset)
+        identity_offset = offset.expand_as(rotated)
+        return points + torch.where(self.point_has_frame[None, :, None], rotated, identity_offset)
+
+
+def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0) -> ResidueDensity:
+    """The pseudo-atom density of ``structure`` (a :class:`cryogeom.structure.io.Structure`).
+
+    Positions are taken relative to the structure's Cα centroid (the frame the network uses).
+    """
+    from cryogeom.structure.residues import residue_sigma_and_electrons
+
+    if model not in DENSITY_MODELS:
+        raise ValueError(f"unknown density model {model!r}; expected one of {', '.join(DENSITY_MODELS)}")
+    n = len(structure.ca)
+    sigma_res, electrons_res = residue_sigma_and_electrons(structure.resnames)
+    if model == "ca":
+        return ResidueDensity(np.arange(n), sigma_res, electrons_res)
+    if getattr(structure, "atom_positions", None) is None:
+        raise ValueError(f"the {model!r} density needs an all-atom base structure; this one has Cα only (use 'ca')")
+
+    pos = np.asarray(structure.atom_positions, dtype=np.float64)
+    elements = np.asarray(structure.atom_elements)
+    res_of_atom = np.asarray(structure.atom_residue_index, dtype=np.int64)
+    names = np.asarray(getattr(structure, "atom_names", [""] * len(pos)))
+    z = np.array([_atomic_number(e) for e in elements], dtype=np.float64)
+    heavy = z > 1
+    prev, nxt = chain_neighbours(n, structure.bonded_pairs)
+    fres = frame_residues(prev, nxt)
+    ca = np.asarray(structure.ca, dtype=np.float64)
+    centre = np.where(fres >= 0, fres, 0)  # residues without a frame get a dummy one, never used
+    frames0 = local_frames(
+        torch.as_tensor(ca),
+        torch.as_tensor(centre),
+        torch.as_tensor(np.maximum(prev[centre], 0)),
+        torch.as_tensor(np.maximum(nxt[centre], 0)),
+    ).numpy()  # [N, 3, 3]: frame of residue fres[i], for each residue i
+
+    heavy_z_per_residue = np.bincount(res_of_atom[heavy], weights=z[heavy], minlength=n)
+    groups: list[tuple[int, np.ndarray]] = []  # (residue, atom indices)
+    for i in range(n):
+        atoms = np.flatnonzero((res_of_atom == i) & heavy)
+        if len(atoms) == 0:
+            raise ValueError(f"residue {i} ({structure.resnames[i]}) has no heavy atoms in the base structure")
+        if model == "atoms":
+            groups += [(i, np.array([a])) for a in atoms]
+        else:
+            is_bb = np.array([names[a] in BACKBONE_ATOM_NAMES for a in atoms])
+            for part in (atoms[is_bb], atoms[~is_bb]):
+                if len(part):
+                    groups.append((i, part))
+
+    residue_index, sigma, mass, offset = [], [], [], []
+    for i, atoms in groups:
+        w = z[atoms]
+        centroid = (w[:, None] * pos[atoms]).sum(0) / w.sum()
+        cov_trace = (w * ((pos[atoms] - centroid) ** 2).sum(1)).sum() / w.sum()
+        residue_index.append(i)
+        sigma.append(np.sqrt(atom_sigma_angstrom**2 + cov_trace / 3.0))
+        mass.append(electrons_res[i] * w.sum() / heavy_z_per_residue[i])
+        d = centroid - ca[i]
+        offset.append(frames0[i].T @ d if fres[i] >= 0 else d)
+    return ResidueDensity(residue_index, sigma, mass, np.array(offset), fres[np.array(residue_index)], prev, nxt)

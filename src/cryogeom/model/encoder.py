@@ -1,0 +1,94 @@
+"""Image encoders: a particle image -> the conformation latent z (paper appendix A).
+
+Two encoders share one interface, ``encoder(images [B, D, D], rotations [B, 3, 3]) -> z [B, d]``:
+
+* :class:`PaperEncoder` — the paper's CNN (appendix A figure, layer details from the authors' code,
+  DESIGN.md): conv5×5 1→64, BN, pool; conv5×5 64→64, BN, pool; conv3×3 64→256, conv3×3 256→256,
+  BN, pool; conv3×3 ×2 256→256, BN, pool; conv3×3 256→256, BN, pool; flatten; Linear→256; ReLU;
+  Linear→d; ReLU after each conv. About 2.9 M parameters at D = 80.
+* :class:`FastEncoder` — a small stride-2 CNN for Fourier-downsampled images (the CPU default).
+
+Poses are known inputs of the problem, so the encoder may also see the particle's rotation: with
+``pose_conditioning`` the flattened rotation matrix is appended to the image features before the
+head, which lets the network separate what the pose does to the image from what the conformation
+does. The paper's encoder sees the image only (``pose_conditioning=False``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _head(n_features: int, latent_dim: int, pose_conditioning: bool, hidden: int = 256) -> nn.Sequential:
+    extra = 9 if pose_conditioning else 0
+    return nn.Sequential(nn.Linear(n_features + extra, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, latent_dim))
+
+
+class _Encoder(nn.Module):
+    features: nn.Module
+    head: nn.Module
+    pose_conditioning: bool
+
+    def forward(self, images: torch.Tensor, rotations: torch.Tensor | None = None) -> torch.Tensor:
+        """images [B, D, D] -> z [B, latent_dim]; rotations [B, 3, 3] used with pose conditioning."""
+        h = self.features(images.unsqueeze(1)).flatten(1)
+        if self.pose_conditioning:
+            if rotations is None:
+                raise ValueError("this encoder is pose-conditioned: pass the rotations")
+            h = torch.cat([h, rotations.reshape(len(h), 9).to(h.dtype)], dim=1)
+        return self.head(h)
+
+
+class PaperEncoder(_Encoder):
+    """The paper's image encoder (appendix A)."""
+
+    def __init__(self, box: int, latent_dim: int = 8, pose_conditioning: bool = False):
+        super().__init__()
+
+        def conv(cin, cout, k):
+            return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True)]
+
+        layers = [
+            *conv(1, 64, 5), nn.BatchNorm2d(64), nn.MaxPool2d(2),
+            *conv(64, 64, 5), nn.BatchNorm2d(64), nn.MaxPool2d(2),
+            *conv(64, 256, 3), *conv(256, 256, 3), nn.BatchNorm2d(256), nn.MaxPool2d(2),
+            *conv(256, 256, 3), *conv(256, 256, 3), nn.BatchNorm2d(256), nn.MaxPool2d(2),
+            *conv(256, 256, 3), nn.BatchNorm2d(256), nn.MaxPool2d(2),
+        ]  # fmt: skip
+        self.features = nn.Sequential(*layers)
+        side = box
+        for _ in range(5):
+            side //= 2
+        if side < 1:
+            raise ValueError(f"the paper's encoder needs a box of at least 32 pixels, got {box}")
+        self.pose_conditioning = pose_conditioning
+        self.head = _head(256 * side * side, latent_dim, pose_conditioning)
+
+
+class FastEncoder(_Encoder):
+    """A small stride-2 CNN for downsampled images (the default on CPUs).
+
+    ``channels`` sets the width of each stride-2 stage; the spatial size halves per stage until it
+    is at most 4 pixels, then the feature map is flattened.
+    """
+
+    def __init__(self, box: int, latent_dim: int = 8, pose_conditioning: bool = True, channels: tuple[int, ...] = (32, 64, 128, 256)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, channels[0], 3, padding=1), nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True)]
+        side, cin = box, channels[0]
+        for cout in channels:
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            side = (side + 1) // 2
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pose_conditioning = pose_conditioning
+        self.head = _head(cin * side * side, latent_dim, pose_conditioning)
+
+
+def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool) -> _Encoder:
+    if kind == "paper":
+        return PaperEncoder(box, latent_dim, pose_conditioning)
+    if kind == "fast":
+        return FastEncoder(box, latent_dim, pose_conditioning)
+    raise ValueError(f"unknown encoder {kind!r} (expected 'paper' or 'fast')")
