@@ -129,7 +129,7 @@ def _load_trajectory(args):
 def main(args) -> int:
     from cryogeom.simulate.dataset import check_output_dir, write_dataset
     from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, draw_particles
-    from cryogeom.structure.io import write_pdb
+    from cryogeom.structure.io import write_all_atom_pdb
 
     # Everything is checked before anything is written.
     config = _config(args)
@@ -162,6 +162,6 @@ def main(args) -> int:
         record={"source": source, "command": " ".join(sys.argv)},
     )
     base_atoms = np.asarray(trajectory.atom_positions(0), dtype=np.float64) - ca[0].mean(axis=0)
-    write_pdb(trajectory.structure, out / "base.pdb", atom_positions=base_atoms)
+    write_all_atom_pdb(out / "base.pdb", trajectory.structure, base_atoms)
     print(f"cryogeom simulate: wrote {out}/particles.star, particles.mrcs, base.pdb, ground_truth.npz", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -37,7 +38,7 @@ def render_chunks(
 ) -> Iterator[np.ndarray]:
     """Yield the images of all particles as float32 chunks [k, box, box], in particle order.
 
-    ``workers`` > 1 renders chunks in that many spawned processes (one torch thread each). Every
+    ``workers`` > 1 renders chunks in that many processes (one torch thread each). Every
     particle's noise comes from its own seed (:func:`~cryogeom.simulate.simulator.particle_rng`), so
     the images do not depend on ``workers`` or ``chunk_size``. ``progress`` shows a tqdm bar.
     """
@@ -50,7 +51,9 @@ def render_chunks(
                 bar.update(len(images))
                 yield images
             return
-        context = multiprocessing.get_context("spawn")
+        # fork (Linux) starts at once and shares the formation's arrays, as torch's DataLoader
+        # workers do; elsewhere spawn (each worker imports the package and unpickles the formation).
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(formation,)) as pool:
             for images in pool.map(_render, tasks):
                 bar.update(len(images))
