@@ -12,10 +12,10 @@ For centred clouds a, b [N, 3] with cross-covariance ``H = aᵀ b`` (3×3) and s
    product per block of rows of A ([3·rows, N] @ [N, 3·K2]), which bounds the memory;
 3. the signed singular-value sum in closed form, no SVD: σ1² is the largest eigenvalue of the
    symmetric 3×3 matrix HᵀH (trigonometric solution of its characteristic cubic, Smith 1961,
-   Commun. ACM 4:168; polished by Newton steps where the two smaller eigenvalues nearly
-   coincide), and
-   ``σ2 + sign(det H) σ3 = sqrt(‖H‖²_F − σ1² + 2 det H / σ1)``, which carries the reflection
-   correction (see :func:`_signed_singular_value_sum`);
+   Commun. ACM 4:168), and ``σ2 + sign(det H) σ3 = sqrt(‖H‖²_F − σ1² + 2 det H / σ1)``, which
+   carries the reflection correction (see :func:`_signed_singular_value_sum`). The few pairs
+   where this is ill-conditioned (degenerate, e.g. planar or linear, clouds; never seen for
+   proteins) are detected and done by a batched SVD instead;
 4. clamp the tiny negative RMSD² that rounding leaves for (near-)identical pairs.
 
 Float64 throughout. Cost: 18·K1·K2·N flops in BLAS plus ~100 flops per pair elementwise; for
@@ -34,6 +34,11 @@ from cryogeom.evaluate.kabsch import as_coordinates
 _PAIRS_PER_BLOCK = 1 << 20
 # Pairs per call of the elementwise closed form: its ~40 temporaries stay in cache.
 _PAIRS_PER_ELEMENTWISE_CHUNK = 1 << 13
+# Where the closed form is ill-conditioned (see _signed_singular_value_sum) and an SVD takes over:
+# 1 + cos 3φ below this bounds λ1's error by ~1e-13 λ1; (σ2 ± σ3)² below this times λ1 keeps
+# the error of σ2 ± σ3 below ~1e-10 σ1.
+_ILL_COS3PHI = 1e-6
+_ILL_REST = 1e-6
 
 
 def _as_set(x, name: str) -> np.ndarray:
@@ -49,10 +54,14 @@ def _signed_singular_value_sum(h) -> np.ndarray:
     """σ1 + σ2 + sign(det H) σ3 of 3×3 matrices H given entry-wise: ``h[x][y]`` arrays of equal shape.
 
     σ1² = λ1 is the largest eigenvalue of C = HᵀH, and since σ2, σ3 ≥ 0 and det H = ±σ1σ2σ3,
-    ``(σ2 + sign(det H) σ3)² = λ2 + λ3 ± 2σ2σ3 = tr C − λ1 + 2 det H / σ1``. Only λ1 is needed:
-    from the trigonometric solution of the characteristic cubic (Smith 1961). Where the two
-    smaller eigenvalues nearly coincide (cos 3φ ≈ −1, e.g. a nearly planar or linear cloud) that
-    formula loses half the digits of λ1, and a Newton step on the cubic restores them.
+    ``(σ2 + sign(det H) σ3)² = λ2 + λ3 ± 2σ2σ3 = tr C − λ1 + 2 det H / σ1``, so only λ1 is needed:
+    the trigonometric solution of the characteristic cubic gives it (Smith 1961).
+
+    Two situations lose digits, and there a batched SVD of H is used instead: the two smaller
+    eigenvalues nearly coincide (cos 3φ ≈ −1; λ1 then has an error ~√ε·p), or the second
+    bracket above is tiny next to λ1 (a nearly linear cloud, or a mirror pair with σ2 ≈ σ3),
+    where the square root of a difference of large numbers would amplify rounding. Protein-like
+    clouds never reach either; degenerate test clouds do.
     """
     (h00, h01, h02), (h10, h11, h12), (h20, h21, h22) = h
     c00 = h00 * h00 + h10 * h10 + h20 * h20
@@ -76,22 +85,16 @@ def _signed_singular_value_sum(h) -> np.ndarray:
     np.clip(cos3phi, -1.0, 1.0, out=cos3phi)
     lam1 = q + 2.0 * p * np.cos(np.arccos(cos3phi) / 3.0)
 
-    # Newton on χ(λ) = λ³ − tr C λ² + e2 λ − (det H)², only where λ2 ≈ λ3 (there λ1 is isolated,
-    # χ'(λ1) = (λ1 − λ2)(λ1 − λ3) > 0 and one step gives full precision).
-    near = np.nonzero(cos3phi < -1.0 + 1e-6)
-    if near[0].size:
-        lam, tr, dh = lam1[near], trace[near], det_h[near]
-        a, b, c, x, y, z = (v[near] for v in (c00, c11, c22, c01, c02, c12))
-        e2 = a * b - x * x + a * c - y * y + b * c - z * z
-        for _ in range(2):
-            chi = ((lam - tr) * lam + e2) * lam - dh * dh
-            dchi = (3.0 * lam - 2.0 * tr) * lam + e2
-            lam = lam - chi / np.where(dchi > 0, dchi, np.inf)
-        lam1[near] = lam
-
     s1 = np.sqrt(np.maximum(lam1, 0.0))
     rest = trace - lam1 + 2.0 * det_h / np.maximum(s1, np.finfo(np.float64).tiny)
-    return s1 + np.sqrt(np.maximum(rest, 0.0))
+    total = s1 + np.sqrt(np.maximum(rest, 0.0))
+
+    ill = np.nonzero((cos3phi < -1.0 + _ILL_COS3PHI) | (rest < _ILL_REST * lam1))
+    if ill[0].size:
+        hm = np.stack([np.stack([h[x][y][ill] for y in range(3)], axis=-1) for x in range(3)], axis=-2)
+        sv = np.linalg.svd(hm, compute_uv=False)
+        total[ill] = sv[:, 0] + sv[:, 1] + np.where(np.linalg.det(hm) < 0, -1.0, 1.0) * sv[:, 2]
+    return total
 
 
 def rmsd_matrix(a, b, *, pairs_per_block: int = _PAIRS_PER_BLOCK) -> np.ndarray:
