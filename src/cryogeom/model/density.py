@@ -25,14 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cryogeom.structure.elements import atomic_numbers
+
 DENSITY_MODELS = ("ca", "backbone-sidechain", "atoms")
 BACKBONE_ATOM_NAMES = frozenset({"N", "CA", "C", "O", "OXT", "OT1", "OT2"})
-
-
-def _atomic_number(element: str) -> int:
-    import gemmi
-
-    return gemmi.Element(str(element).strip().capitalize() or "C").atomic_number
 
 
 def chain_neighbours(n_residues: int, bonded_pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +131,11 @@ def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0
     pos = np.asarray(structure.atom_positions, dtype=np.float64)
     elements = np.asarray(structure.atom_elements)
     res_of_atom = np.asarray(structure.atom_residue_index, dtype=np.int64)
-    names = np.asarray(getattr(structure, "atom_names", [""] * len(pos)))
-    z = np.array([_atomic_number(e) for e in elements], dtype=np.float64)
+    names = getattr(structure, "atom_names", None)
+    if names is None and model == "backbone-sidechain":
+        raise ValueError("the 'backbone-sidechain' density needs atom names in the base structure")
+    names = np.asarray(names if names is not None else [""] * len(pos))
+    z = atomic_numbers(elements).astype(np.float64)
     heavy = z > 1
     prev, nxt = chain_neighbours(n, structure.bonded_pairs)
     fres = frame_residues(prev, nxt)
