@@ -114,12 +114,12 @@ def read_cryosparc(
             raise InputError(f"{path}: has no field {name}")
     n = len(data)
 
-    raw_paths = np.asarray(data["blob/path"])
-    names = [p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in raw_paths]
+    codes, raw_names = pd.factorize(np.asarray(data["blob/path"]))
+    names = [p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in raw_names]
     names = [p[1:] if p.startswith(">") else p for p in names]
     frames = np.asarray(data["blob/idx"], dtype=np.int64)
     resolve = StackPathResolver(path, datadir)
-    images = ImageStack.from_references([resolve(p) for p in names], frames, referenced_from=path)
+    images = ImageStack.from_references([resolve(p) for p in names], codes, frames, referenced_from=path)
     if "blob/shape" in data.dtype.names:
         shapes = np.asarray(data["blob/shape"]).reshape(n, -1)
         if np.any(shapes != images.box):

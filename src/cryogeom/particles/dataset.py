@@ -19,8 +19,6 @@ batch_size=None)``. The dataset pickles without pixels and its files re-open in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -86,8 +84,9 @@ class ParticleDataset(Dataset):
         }
 
     def __getitem__(self, position):
-        if isinstance(position, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(position, str):
+        if np.ndim(position) > 0:
             return self.get_batch(np.asarray(position))
+        position = int(position)
         if not -len(self) <= position < len(self):
             raise IndexError(f"position {position} out of range for {len(self)} particles")
         batch = self.get_batch([position % len(self)])

@@ -101,21 +101,21 @@ def _numeric(path: Path, df: pd.DataFrame, column: str, block: str) -> np.ndarra
     return values
 
 
-def parse_image_names(path: Path, names: pd.Series) -> tuple[list[str], np.ndarray]:
-    """``rlnImageName`` values ``'i@stack.mrcs'`` → (stack names, 0-based frames)."""
-    stacks: list[str] = []
-    frames = np.empty(len(names), dtype=np.int64)
-    for row, value in enumerate(names.astype(str)):
-        number, at, name = value.partition("@")
-        if not at:  # a single-image file
-            stacks.append(number)
-            frames[row] = 0
-            continue
-        if not number.strip().isdigit() or int(number) < 1 or not name:
-            raise InputError(f"{path}: row {row + 1}: _rlnImageName {value!r} is not of the form <number>@<stack> with number >= 1")
-        stacks.append(name)
-        frames[row] = int(number) - 1
-    return stacks, frames
+def parse_image_names(path: Path, names: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``rlnImageName`` values ``'i@stack.mrcs'`` → (stack code [n], distinct stack names, 0-based frames [n]).
+
+    A name without ``@`` is a single-image file (frame 0).
+    """
+    parts = names.astype(str).str.partition("@")
+    has_at = (parts[1] == "@").to_numpy()
+    stacks = parts[2].where(has_at, parts[0])
+    numbers = pd.to_numeric(parts[0].where(has_at, "1"), errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~(numbers >= 1) | (numbers != np.round(numbers)) | (stacks.str.len() == 0).to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(f"{path}: row {row + 1}: _rlnImageName {names.iloc[row]!r} is not of the form <number>@<stack> with number >= 1")
+    codes, uniques = pd.factorize(stacks)
+    return codes.astype(np.int64), [str(u) for u in uniques], numbers.astype(np.int64) - 1
 
 
 def read_star_images(
@@ -133,10 +133,9 @@ def read_star_images(
     optics = blocks.get("optics") if isinstance(blocks.get("optics"), pd.DataFrame) else None
     if isinstance(blocks.get("optics"), dict):  # a one-group optics block written as key/value pairs
         optics = pd.DataFrame([blocks["optics"]])
-    stack_names, frames = parse_image_names(path, particles["rlnImageName"])
+    codes, stack_names, frames = parse_image_names(path, particles["rlnImageName"])
     resolve = StackPathResolver(path, datadir)
-    paths = [resolve(s) for s in stack_names]
-    images = ImageStack.from_references(paths, frames, referenced_from=path)
+    images = ImageStack.from_references([resolve(s) for s in stack_names], codes, frames, referenced_from=path)
     return images, particles, optics
 
 

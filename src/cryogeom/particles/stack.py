@@ -198,26 +198,24 @@ class ImageStack:
     @classmethod
     def from_references(
         cls,
-        paths: Sequence[Path],
+        paths: Sequence[str | os.PathLike],
+        file_index: Sequence[int] | np.ndarray,
         frames: Sequence[int] | np.ndarray,
         *,
         referenced_from: str | os.PathLike | None = None,
         max_open: int = 128,
     ) -> "ImageStack":
-        """Stack of images ``(paths[i], frames[i])`` (resolved paths, 0-based frames).
+        """Image i is frame ``frames[i]`` (0-based) of stack file ``paths[file_index[i]]``.
 
-        Each distinct file's header is read and checked once; a frame past the end of its file
-        raises :class:`InputError` naming ``referenced_from`` (the metadata file) and the row.
+        ``paths`` are the distinct (resolved) stack files; each one's header is read and checked
+        once. A frame past the end of its file raises :class:`InputError` naming
+        ``referenced_from`` (the metadata file) and the row.
         """
-        paths = [Path(p) for p in paths]
+        file_index = np.asarray(file_index, dtype=np.int64)
         frames = np.asarray(frames, dtype=np.int64)
-        if len(paths) != len(frames):
-            raise ValueError("paths and frames must have the same length")
-        unique: dict[Path, int] = {}
-        file_index = np.empty(len(paths), dtype=np.int64)
-        for i, p in enumerate(paths):
-            file_index[i] = unique.setdefault(p, len(unique))
-        headers = [read_stack_header(p) for p in unique]
+        if file_index.shape != frames.shape:
+            raise ValueError("file_index and frames must have the same length")
+        headers = [read_stack_header(p) for p in paths]
         counts = np.array([h.n_images for h in headers], dtype=np.int64)
         bad = np.flatnonzero((frames < 0) | (frames >= counts[file_index])) if len(frames) else []
         if len(bad):
