@@ -62,6 +62,12 @@ def test_truncated_stack_read_directly():
     raises_one_line(lambda: read_particles(BAD / "truncated.mrcs", poses="p.pkl", ctf="c.pkl"), "truncated.mrcs", "truncated")
 
 
+def test_not_an_mrc_stack(tmp_path):
+    junk = tmp_path / "junk.mrcs"
+    junk.write_bytes(np.random.default_rng(0).bytes(5000))
+    raises_one_line(lambda: read_particles(junk, poses="p.pkl", ctf="c.pkl"), "junk.mrcs", "not a readable MRC")
+
+
 def test_not_a_star_file(tmp_path):
     junk = tmp_path / "junk.star"
     junk.write_bytes(b"\x00\x01 this is not a STAR file \xff")

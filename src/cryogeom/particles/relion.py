@@ -172,6 +172,7 @@ def read_relion(
     path = Path(path)
     images, particles, optics = read_star_images(path, datadir=datadir)
     n = len(particles)
+    per_group = _per_particle_optics(path, particles, optics) if optics is not None else None
 
     def value(column: str) -> np.ndarray:
         """A per-particle optical value: from the particle's optics group, else the particle row."""
@@ -181,8 +182,6 @@ def read_relion(
             return _numeric(path, particles, column, "particles")
         where = "data_optics or data_particles" if per_group is not None else "data_particles"
         raise InputError(f"{path}: no column _{column} in {where}")
-
-    per_group = _per_particle_optics(path, particles, optics) if optics is not None else None
 
     # Box size: every optics group the same, and equal to the stacks'.
     if optics is not None and "rlnImageSize" in optics.columns:

@@ -19,6 +19,7 @@ Every batch read is checked with ``torch.isfinite``; a NaN or infinite pixel rai
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +58,15 @@ def read_stack_header(path: str | os.PathLike) -> StackHeader:
     if not path.is_file():
         raise InputError(f"{path}: stack file not found")
     try:
-        with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
-            header = mrc.header
-            nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
-            mode = int(header.mode)
-            extended = int(header.nsymbt)
-            voxel = float(mrc.voxel_size.x)
+        # permissive: old stacks without the MRC2014 map ID still open; the checks below catch junk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
+                header = mrc.header
+                nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
+                mode = int(header.mode)
+                extended = int(header.nsymbt)
+                voxel = float(mrc.voxel_size.x)
     except (ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable MRC image stack ({exc})") from None
     if mode not in _REAL_MODES:
@@ -148,7 +152,9 @@ class StackFiles:
         if mrc is None:
             header = self.headers[file_index]
             try:
-                mrc = mrcfile.mmap(header.path, mode="r", permissive=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    mrc = mrcfile.mmap(header.path, mode="r", permissive=True)
             except (ValueError, OSError) as exc:
                 raise InputError(f"{header.path}: cannot memory-map the stack ({exc})") from None
             if mrc.data is None:
