@@ -65,7 +65,7 @@ def test_truncated_stack_read_directly():
 def test_not_an_mrc_stack(tmp_path):
     junk = tmp_path / "junk.mrcs"
     junk.write_bytes(np.random.default_rng(0).bytes(5000))
-    raises_one_line(lambda: read_particles(junk, poses="p.pkl", ctf="c.pkl"), "junk.mrcs", "not a readable MRC")
+    raises_one_line(lambda: read_particles(junk, poses="p.pkl", ctf="c.pkl"), "junk.mrcs", "MRC")
 
 
 def test_not_a_star_file(tmp_path):
