@@ -1,0 +1,25 @@
+"""Building the network of a run from its configuration and base structure (train and predict)."""
+
+from __future__ import annotations
+
+from cryogeom.imaging.forward import ForwardSettings
+from cryogeom.model.decoder import Decoder
+from cryogeom.model.density import build_density
+from cryogeom.model.encoder import build_encoder
+from cryogeom.model.network import Reconstructor
+from cryogeom.train.config import TrainConfig
+
+
+def build_model(config: TrainConfig, base, box: int, pixel_size_angstrom: float) -> Reconstructor:
+    """The network for particles of ``box`` pixels of ``pixel_size_angstrom`` Å.
+
+    ``base`` is a :class:`cryogeom.structure.io.Structure`; it is centred on its Cα centroid.
+    """
+    base = base.centred()
+    train_box = config.train_box(box, pixel_size_angstrom)
+    train_pixel = pixel_size_angstrom * box / train_box
+    density = build_density(base, config.density)
+    encoder = build_encoder(config.encoder, train_box, config.latent_dim, config.pose_conditioning)
+    decoder = Decoder(config.latent_dim, base.n_residues, config.decoder_width, config.decoder_depth)
+    settings = ForwardSettings(box=train_box, pixel_size_angstrom=train_pixel, pad_factor=config.pad_factor)
+    return Reconstructor(base.ca, density, encoder, decoder, settings)

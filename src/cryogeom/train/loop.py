@@ -1,0 +1,438 @@
+"""The training loop (paper section 2): a library function a script or notebook can call.
+
+``train(config, particles, base, run_dir)`` trains the network on ``particles`` (a
+:class:`~cryogeom.particles.particle_set.ParticleSet`) from the base structure ``base`` and
+writes into ``run_dir``:
+
+    config.json              every setting, the package version, the command line
+    validation_indices.npy   the held-out particles (indices into the particle set), never trained on
+    training_indices.npy     the others
+    calibration.json         the detected contrast polarity and fixed output normalisation
+    metrics.csv              one row per epoch (and per interruption): losses, images/s, validation
+    checkpoint.pt            everything needed to resume, written atomically every epoch, every
+                             ``checkpoint_every_minutes`` and on Ctrl-C
+    model.pt                 the trained network (weights and configuration) for ``cryogeom predict``
+
+Resuming (``resume=True``) continues from ``checkpoint.pt`` at the exact batch where it stopped:
+the order of the particles in epoch e is a permutation drawn from (seed, e), so an interrupted and
+resumed run takes the same steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cryogeom import __version__
+from cryogeom.errors import InputError
+from cryogeom.imaging.ctf import CTFParams
+from cryogeom.losses.bond import bond_loss
+from cryogeom.losses.centering import centering_loss
+from cryogeom.losses.geometry import GeometryLoss
+from cryogeom.losses.image import image_loss
+from cryogeom.particles.dataset import ParticleDataset
+from cryogeom.train import checkpoint as ckpt
+from cryogeom.train import images as image_prep
+from cryogeom.train.build import build_model
+from cryogeom.train.calibration import Calibration, calibrate
+from cryogeom.train.config import TrainConfig
+from cryogeom.train.distributed import Distributed
+from cryogeom.train.validation import GroundTruthValidator
+
+RUN_MARKERS = ("config.json", ckpt.CHECKPOINT_NAME, ckpt.MODEL_NAME)
+LOSS_TERMS = ("loss", "image", "geometry", "bond", "centering")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunState:
+    epoch: int = 0  # the epoch in progress
+    step_in_epoch: int = 0  # batches of that epoch already done
+    global_step: int = 0
+    train_seconds: float = 0.0  # training time so far, over all sessions
+
+
+def split_particles(n: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices: a seeded random hold-out of min(K, fraction · n) particles."""
+    n_val = min(config.validation_size, int(math.floor(config.validation_fraction * n)))
+    order = np.random.default_rng([config.seed, 1]).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the training positions in ``epoch``: a function of (seed, epoch) only."""
+    return np.random.default_rng([seed, 2, epoch]).permutation(n)
+
+
+def _save_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to write into a directory that holds another run unless resuming or forced."""
+    holds_run = run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS)
+    if resume:
+        if not (run_dir / ckpt.CHECKPOINT_NAME).is_file():
+            raise InputError(f"{run_dir}: no {ckpt.CHECKPOINT_NAME} to resume from")
+    elif holds_run and not force:
+        raise InputError(f"{run_dir}: holds another run; use --resume to continue it or --force to overwrite it")
+
+
+class MetricsLog:
+    """metrics.csv (one row per epoch), and TensorBoard scalars when tensorboard is installed."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(path.parent / "tensorboard"))
+            except Exception:  # tensorboard is optional
+                self.writer = None
+
+    def write(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists()
+        fields = list(row)
+        if not new:
+            with open(self.path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if header:
+                fields = header + [k for k in row if k not in header]
+                if fields != header:  # new columns: rewrite with the wider header
+                    rows = list(csv.DictReader(open(self.path, newline="")))
+                    with open(self.path, "w", newline="") as fh:
+                        w = csv.DictWriter(fh, fieldnames=fields)
+                        w.writeheader()
+                        w.writerows(rows)
+        with open(self.path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in fields})
+        if self.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(key, value, row.get("step", 0))
+            self.writer.flush()
+
+
+class Trainer:
+    """Holds a run's model, data, optimiser and state; :meth:`fit` runs it."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        particles,
+        base,
+        run_dir: str | os.PathLike,
+        *,
+        resume: bool = False,
+        force: bool = False,
+        ground_truth: str | os.PathLike | None = None,
+        progress: bool = True,
+        command_line: list[str] | None = None,
+        log=print,
+        distributed: Distributed | None = None,
+    ):
+        self.run_dir = Path(run_dir)
+        self.dist = distributed or Distributed.single()
+        self.is_main = self.dist.rank == 0
+        self.log = log if self.is_main else (lambda *a, **k: None)
+        check_run_dir(self.run_dir, resume=resume, force=force)
+        if resume:
+            saved = ckpt.load(self.run_dir / ckpt.CHECKPOINT_NAME)
+            keep = {k: v for k, v in asdict(config).items() if k in ("epochs", "max_minutes", "num_workers", "threads", "checkpoint_every_minutes")}
+            config = TrainConfig.from_dict({**json.loads(saved["config"]), **keep})
+        self.config = config
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.particles = particles
+        self.base = base
+        n = particles.n
+        if base.n_residues < 2:
+            raise InputError(f"{base.source or 'base structure'}: needs at least 2 residues")
+
+        self.train_idx, self.val_idx = split_particles(n, config)
+        global_batch = config.batch_size
+        if global_batch > len(self.train_idx):
+            raise InputError(f"--batch-size: {global_batch} is larger than the {len(self.train_idx)} training particles")
+        if global_batch % self.dist.world_size:
+            raise InputError(f"--batch-size: {global_batch} must be divisible by the number of processes ({self.dist.world_size})")
+        self.local_batch = global_batch // self.dist.world_size
+
+        pixel = float(np.median(particles.pixel_size_angstrom))
+        self.model = build_model(config, base, particles.box, pixel)
+        self.dataset = ParticleDataset(particles, downsample_box=self.model.renderer.settings.box)
+        self.geometry = GeometryLoss(self.model.base_ca.double(), k=config.geometry_k)
+        self.bonds = torch.as_tensor(base.bonded_pairs, dtype=torch.long)
+        self.state = RunState()
+        self.calibration: Calibration | None = None
+
+        decoder_params = list(self.model.decoder.parameters())
+        decoder_ids = {id(p) for p in decoder_params}
+        other = [p for p in self.model.parameters() if id(p) not in decoder_ids]
+        self.optimizer = torch.optim.Adam(
+            [{"params": other, "lr_scale": 1.0}, {"params": decoder_params, "lr_scale": config.decoder_lr_scale}], lr=config.lr
+        )
+        self.steps_per_epoch = math.ceil(len(self.train_idx) / global_batch)
+
+        if resume:
+            self._load_state(saved)
+        else:
+            self._start_run(command_line)
+        self.ddp_model = self.dist.wrap(self.model)
+        self.validator = None
+        if ground_truth is not None and self.is_main:
+            self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy())
+        self.progress = progress and self.is_main
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv", self.is_main)
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _start_run(self, command_line) -> None:
+        cfg = self.config
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _save_json(
+                self.run_dir / "config.json",
+                {
+                    "config": asdict(cfg),
+                    "version": __version__,
+                    "command_line": command_line if command_line is not None else sys.argv,
+                    "particles": str(self.particles.source_path),
+                    "n_particles": int(self.particles.n),
+                    "base_structure": self.base.source,
+                    "n_residues": int(self.base.n_residues),
+                    "torch": torch.__version__,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                },
+            )
+            _save_npy(self.run_dir / "validation_indices.npy", self.val_idx)
+            _save_npy(self.run_dir / "training_indices.npy", self.train_idx)
+        rng = np.random.default_rng([cfg.seed, 3])
+        sample = rng.choice(len(self.train_idx), size=min(512, len(self.train_idx)), replace=False)
+        cal = calibrate(self.model, self.dataset, self.train_idx[np.sort(sample)])
+        if cfg.invert_data is not None and cfg.invert_data != cal.invert_data:
+            cal = Calibration(cfg.invert_data, -cal.mu0, cal.s0, -cal.correlation, cal.n_particles)
+            self.log(f"contrast polarity: set by the user (invert_data={cfg.invert_data}); the data suggested the opposite")
+        else:
+            self.log(cal.describe())
+        self.calibration = cal
+        self.model.output_norm.set_fixed_statistics(cal.mu0, cal.s0)
+        torch.manual_seed(cfg.seed)
+        if self.is_main:
+            _save_json(self.run_dir / "calibration.json", asdict(cal))
+
+    def _load_state(self, saved: dict) -> None:
+        n_saved = int(saved["n_residues"])
+        if n_saved != self.base.n_residues:
+            raise InputError(
+                f"{self.base.source or 'base structure'}: has {self.base.n_residues} residues but the run being resumed was trained with {n_saved}"
+            )
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.state = RunState(**{k: v for k, v in saved["state"].items()})
+        self.calibration = Calibration(**json.loads(saved["calibration"]))
+        self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch} ({self.state.global_step} steps done)")
+
+    def checkpoint(self) -> None:
+        if not self.is_main:
+            return
+        ckpt.save_atomic(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "state": asdict(self.state),
+                "config": json.dumps(asdict(self.config)),
+                "calibration": json.dumps(asdict(self.calibration)),
+                "n_residues": self.base.n_residues,
+                "version": __version__,
+            },
+            self.run_dir / ckpt.CHECKPOINT_NAME,
+        )
+
+    def save_model(self) -> None:
+        if not self.is_main:
+            return
+        ckpt.save_atomic(
+            {
+                "model": self.model.state_dict(),
+                "config": json.dumps(asdict(self.config)),
+                "calibration": json.dumps(asdict(self.calibration)),
+                "n_residues": self.base.n_residues,
+                "box": int(self.particles.box),
+                "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
+                "version": __version__,
+            },
+            self.run_dir / ckpt.MODEL_NAME,
+        )
+
+    # -- one step --------------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        cfg = self.config
+        total = max(1, cfg.epochs * self.steps_per_epoch)
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.lr_schedule == "constant":
+            return cfg.lr * warm
+        progress = min(1.0, step / total)
+        return warm * (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress)))
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        data = image_prep.prepare(batch["image"], self.calibration.invert_data)
+        ctf = CTFParams.stack(batch["ctf"])
+        z, ca, render = self.ddp_model(data, batch["rotation"], batch["shift_angstrom"], ctf)
+        terms = {"image": image_loss(render, data)}
+        zero = render.new_zeros(())
+        terms["geometry"] = self.geometry(ca) if cfg.alpha else zero
+        terms["bond"] = bond_loss(ca, self.bonds) if cfg.beta and len(self.bonds) else zero
+        terms["centering"] = centering_loss(ca) if cfg.gamma else zero
+        terms["loss"] = terms["image"] + cfg.alpha * terms["geometry"] + cfg.beta * terms["bond"] + cfg.gamma * terms["centering"]
+        return terms
+
+    def step(self, positions: np.ndarray) -> dict[str, float]:
+        batch = self.dataset.get_batch(positions)
+        lr = self.learning_rate(self.state.global_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        self.model.train()
+        terms = self.losses(batch)
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"loss term {', '.join(bad)} became {values[bad[0]]} at epoch {self.state.epoch + 1}, step {self.state.global_step}; "
+                f"the last good checkpoint is kept in {self.run_dir / ckpt.CHECKPOINT_NAME} (try a lower --lr)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        values["lr"] = lr
+        return values
+
+    # -- the run ---------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg, st = self.config, self.state
+        last_ckpt = time.monotonic()
+        stopped_early = False
+        while st.epoch < cfg.epochs:
+            order = epoch_order(len(self.train_idx), cfg.seed, st.epoch)
+            n_batches = self.steps_per_epoch
+            sums = {k: 0.0 for k in LOSS_TERMS}
+            seen, t_epoch = 0, time.monotonic()
+            bar = tqdm(
+                total=n_batches, initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch",
+                disable=not self.progress, leave=False, dynamic_ncols=True,
+            )
+            try:
+                while st.step_in_epoch < n_batches:
+                    lo = st.step_in_epoch * cfg.batch_size
+                    global_positions = order[lo : lo + cfg.batch_size]
+                    if len(global_positions) < 2 * self.dist.world_size:  # BatchNorm needs 2 images per process
+                        st.step_in_epoch = n_batches
+                        break
+                    positions = self.dist.shard(self.train_idx[global_positions])  # dataset positions = particle indices
+                    t0 = time.monotonic()
+                    values = self.step(positions)
+                    dt = time.monotonic() - t0
+                    st.train_seconds += dt
+                    st.step_in_epoch += 1
+                    st.global_step += 1
+                    seen += len(global_positions)
+                    for k in LOSS_TERMS:
+                        sums[k] += values[k] * len(global_positions)
+                    bar.update(1)
+                    bar.set_postfix(
+                        {"img": f"{values['image']:.4f}", "geom": f"{values['geometry']:.4f}", "bond": f"{values['bond']:.3f}",
+                         "img/s": f"{len(global_positions) / max(dt, 1e-9):.0f}"},
+                        refresh=False,
+                    )
+                    if time.monotonic() - last_ckpt > 60 * cfg.checkpoint_every_minutes:
+                        self.checkpoint()
+                        last_ckpt = time.monotonic()
+                    if cfg.max_minutes is not None and st.train_seconds > 60 * cfg.max_minutes:
+                        stopped_early = True
+                        break
+            except KeyboardInterrupt:
+                bar.close()
+                self.checkpoint()
+                self.log(f"interrupted: checkpoint saved at epoch {st.epoch + 1}, batch {st.step_in_epoch}; continue with --resume")
+                raise
+            finally:
+                bar.close()
+            row = {"epoch": st.epoch + 1, "step": st.global_step, "train_minutes": round(st.train_seconds / 60, 4)}
+            row.update({f"train_{k}": sums[k] / max(seen, 1) for k in LOSS_TERMS})
+            row["images_per_s"] = seen / max(time.monotonic() - t_epoch, 1e-9)
+            row["lr"] = self.learning_rate(st.global_step)
+            if stopped_early:
+                row["partial_epoch"] = 1
+            else:
+                st.epoch += 1
+                st.step_in_epoch = 0
+            row.update(self.validate())
+            self.metrics.write(row)
+            self.checkpoint()
+            last_ckpt = time.monotonic()
+            self.log(self._summary(row))
+            if stopped_early:
+                self.log(f"stopped after {cfg.max_minutes} minutes of training (--max-minutes); continue with --resume")
+                break
+        self.save_model()
+        return {"state": asdict(st), "run_dir": str(self.run_dir)}
+
+    def _summary(self, row: dict) -> str:
+        parts = [f"epoch {row['epoch']}", f"{row['train_minutes']:.1f} min", f"image {row['train_image']:.4f}", f"geometry {row['train_geometry']:.4f}", f"{row['images_per_s']:.0f} img/s"]
+        for key in ("val_image", "val_rmsd", "val_emd_rmsd"):
+            if key in row:
+                parts.append(f"{key} {row[key]:.4f}")
+        return " | ".join(parts)
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Image loss on (up to 1,000) validation particles; with ground truth, RMSD and EMD-RMSD."""
+        if not self.is_main or len(self.val_idx) == 0:
+            return {}
+        self.model.eval()
+        idx = self.val_idx[: min(len(self.val_idx), 1000)] if self.validator is None else self.val_idx[: self.validator.k]
+        total, count, cas = 0.0, 0, []
+        for start in range(0, len(idx), 256):
+            batch = self.dataset.get_batch(idx[start : start + 256])
+            data = image_prep.prepare(batch["image"], self.calibration.invert_data)
+            z, ca, render = self.model(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
+            total += float(image_loss(render, data)) * len(data)
+            count += len(data)
+            cas.append(ca.double().numpy())
+        out = {"val_image": total / max(count, 1)}
+        if self.validator is not None:
+            out.update(self.validator(np.concatenate(cas)))
+        return out
+
+
+def train(config: TrainConfig, particles, base, run_dir, **kwargs) -> dict:
+    """Train on ``particles`` from ``base`` into ``run_dir`` (see :class:`Trainer` for options)."""
+    return Trainer(config, particles, base, run_dir, **kwargs).fit()
