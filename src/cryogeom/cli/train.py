@@ -1,0 +1,105 @@
+"""Train the reconstruction network on particle images with known poses and CTF.
+
+Learns, for every particle, a latent z and a Cα conformation X(z) = X0 + T(z) deforming the base
+structure X0, by rendering X(z) through the image-formation model and comparing with the image,
+regularised by the geometry degradation loss (Prins et al. 2024).
+
+Examples:
+  cryogeom train sim/particles.star --structure sim/base.pdb -o run/
+  cryogeom train particles.star --structure model.pdb -o run/ --preset paper
+  cryogeom train sim/particles.star --structure sim/base.pdb -o run/ --ground-truth sim/ground_truth.npz
+  cryogeom train sim/particles.star --structure sim/base.pdb -o run/ --resume
+Multi-process (DDP): torchrun --nproc-per-node=2 -m cryogeom train ... (see README)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cryogeom.cli._types import nonnegative_float, positive_float, positive_int
+from cryogeom.errors import InputError
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("particles", help="particles: RELION .star, cryoSPARC .cs, or an .mrcs with --poses/--ctf")
+    p.add_argument("--structure", required=True, help="base structure (PDB, mmCIF, GRO, ...; all atoms preferred)")
+    p.add_argument("--topology", help="topology for --structure when it is a coordinate file (PSF, ...)")
+    p.add_argument("-o", "--output", required=True, help="run directory")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
+    p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")
+    p.add_argument("--preset", choices=("default", "paper"), default="default", help="default: fast on CPUs; paper: the paper's settings")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float, help="learning rate (Adam)")
+    p.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (checkpointed; --resume continues)")
+    p.add_argument("--latent-dim", type=positive_int)
+    p.add_argument("--encoder", choices=("fast", "paper"))
+    p.add_argument("--density", choices=("ca", "backbone-sidechain", "atoms"), help="what is rendered for each residue")
+    p.add_argument("--train-pixel", type=positive_float, help="Fourier-downsample the images to about this pixel size (Å) for training")
+    p.add_argument("--alpha", type=nonnegative_float, help="weight of the geometry degradation loss (0 switches it off)")
+    p.add_argument("--beta", type=nonnegative_float, help="weight of the bond-length loss")
+    p.add_argument("--gamma", type=nonnegative_float, help="weight of the centering loss")
+    p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss (O(kN)); default all pairs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
+    polarity = p.add_mutually_exclusive_group()
+    polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (override detection)")
+    polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (override detection)")
+    p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
+    p.add_argument("--force", action="store_true", help="overwrite a run in the output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cryogeom.particles.read import read_particles
+    from cryogeom.structure.io import read_structure
+    from cryogeom.train.config import preset
+    from cryogeom.train.distributed import Distributed
+    from cryogeom.train.loop import Trainer, TrainingDiverged
+
+    if args.resume and args.force:
+        raise InputError("--resume and --force: choose one")
+    config = preset(
+        args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_minutes=args.max_minutes,
+        latent_dim=args.latent_dim,
+        encoder=args.encoder,
+        density=args.density,
+        train_pixel_angstrom=args.train_pixel,
+        alpha=args.alpha,
+        beta=args.beta,
+        gamma=args.gamma,
+        geometry_k=args.geometry_k,
+        seed=args.seed,
+        threads=args.threads,
+        invert_data=args.invert_data,
+    )
+    run_dir = Path(args.output)
+    from cryogeom.train.loop import check_run_dir
+
+    check_run_dir(run_dir, resume=args.resume, force=args.force)  # before reading anything large
+    particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+    if particles.n == 0:
+        raise InputError(f"{args.particles}: holds no particles")
+    base = read_structure(args.structure, topology=args.topology)
+    dist = Distributed.from_environment()
+    try:
+        trainer = Trainer(
+            config, particles, base, run_dir, resume=args.resume, force=args.force, ground_truth=args.ground_truth,
+            progress=not args.no_progress, command_line=["cryogeom"] + sys.argv[1:], distributed=dist,
+        )
+        trainer.fit()
+    except TrainingDiverged as exc:
+        print(f"cryogeom train: stopped: {exc}", file=sys.stderr)
+        return 1
+    if dist.rank == 0:
+        print(f"trained model: {run_dir / 'model.pt'}")
+    return 0
