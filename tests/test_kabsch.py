@@ -147,6 +147,15 @@ def test_one_structure_broadcasts_against_a_set():
     assert per_residue_distances(a, b).shape == (6, 40)
 
 
+def test_torch_tensors_are_accepted():
+    import torch
+
+    rng = np.random.default_rng(9)
+    a, b = _cloud(rng, 3), _cloud(rng, 3)
+    got = rmsd_after_superposition(torch.tensor(a, requires_grad=True), torch.tensor(b, dtype=torch.float32))
+    np.testing.assert_allclose(got, rmsd_after_superposition(a, b.astype(np.float32)), rtol=1e-12)
+
+
 def test_plain_rmsd_and_centroid():
     a = np.zeros((4, 3))
     b = np.zeros((4, 3))

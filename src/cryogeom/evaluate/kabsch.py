@@ -38,7 +38,12 @@ class Superposition(NamedTuple):
 
 
 def as_coordinates(x, name: str) -> np.ndarray:
-    """``x`` as a finite float64 array [..., N, 3] with N >= 1, or :class:`InputError` naming ``name``."""
+    """``x`` as a finite float64 array [..., N, 3] with N >= 1, or :class:`InputError` naming ``name``.
+
+    Accepts anything array-like, including torch tensors on any device (detached, copied to the host).
+    """
+    if hasattr(x, "detach"):  # a torch tensor, possibly on an accelerator or requiring grad
+        x = x.detach().cpu().numpy()
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -98,12 +103,15 @@ def kabsch(mobile, target) -> Superposition:
     return Superposition(rotation, translation)
 
 
-def superpose(mobile, target) -> np.ndarray:
-    """``mobile`` [..., N, 3] moved rigidly (proper rotation + translation) onto ``target`` [..., N, 3]."""
-    a, b = _as_pair(mobile, target, "mobile", "target")
+def _superpose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ca, cb = a.mean(axis=-2, keepdims=True), b.mean(axis=-2, keepdims=True)
     rotation = _kabsch_centred(a - ca, b - cb)
     return (a - ca) @ np.swapaxes(rotation, -1, -2) + cb
+
+
+def superpose(mobile, target) -> np.ndarray:
+    """``mobile`` [..., N, 3] moved rigidly (proper rotation + translation) onto ``target`` [..., N, 3]."""
+    return _superpose(*_as_pair(mobile, target, "mobile", "target"))
 
 
 def rmsd(a, b) -> np.ndarray:
@@ -119,7 +127,7 @@ def per_residue_distances(a, b) -> np.ndarray:
     :func:`rmsd_after_superposition`.
     """
     a, b = _as_pair(a, b, "a", "b")
-    return np.linalg.norm(superpose(a, b) - b, axis=-1)
+    return np.linalg.norm(_superpose(a, b) - b, axis=-1)
 
 
 def rmsd_after_superposition(a, b) -> np.ndarray:
