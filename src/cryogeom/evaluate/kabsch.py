@@ -47,7 +47,7 @@ def as_coordinates(x, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: expected Cα coordinates [..., N, 3] in Å, got unconvertible data ({exc})")
+        raise InputError(f"{name}: expected Cα coordinates [..., N, 3] in Å, got unconvertible data ({exc})") from None
     if arr.ndim < 2 or arr.shape[-1] != 3 or arr.shape[-2] < 1:
         raise InputError(f"{name}: expected Cα coordinates of shape [..., N, 3] with N >= 1, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
