@@ -127,6 +127,19 @@ def test_protein_phase_contrast_is_weak_and_dark_without_noise(blob):
     assert phase_integral == pytest.approx(weight_total, rel=1e-5)
 
 
+def test_ctf_padding_keeps_the_point_spread_from_wrapping(blob):
+    # At 2 µm defocus the CTF delocalises signal by ~200 Å: the automatic canvas must give the same
+    # image as a huge one, while a canvas without that margin visibly wraps.
+    config = SimulationConfig(box=32, noiseless=True, ice_thickness_angstrom=0.0, normalise="none")
+    params = draw_particles(2, 1, config, seed=0)
+    formation = ImageFormation(blob, config, dtype=torch.float64)
+    contrast = lambda f: f.intensity(params).numpy() - 1
+    huge = contrast(ImageFormation(blob, config.replace(padded_box=1024), dtype=torch.float64))
+    error = lambda x: np.linalg.norm(x - huge) / np.linalg.norm(huge)
+    assert error(contrast(formation)) < 1e-3
+    assert error(contrast(ImageFormation(blob, config.replace(padded_box=128), dtype=torch.float64))) > 0.05
+
+
 def test_ice_adds_background_power(blob):
     base = SimulationConfig(**FAST, noiseless=True, normalise="none")
     params = draw_particles(2, 2, base, seed=0)
