@@ -278,3 +278,11 @@ def test_cli_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, extra):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "error" in err
     assert not out.exists()
+
+
+def test_cli_defaults_to_the_builtin_adk_example(tmp_path):
+    out = tmp_path / "sim"
+    assert cli_main(["simulate", "--frames", "101", "--per-conf", "2", "--box", "24", "--pixel", "2", "--workers", "1", "--quiet", "-o", str(out)]) == 0
+    truth = np.load(out / "ground_truth.npz")
+    assert truth["frame"].tolist() == [101, 101] and truth["ca"].shape == (102, 214, 3)
+    assert read_particles(out / "particles.star").pixel_size_angstrom[0] == pytest.approx(2.0)
