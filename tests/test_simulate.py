@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from cryogeom.cli import main as cli_main
-from cryogeom.imaging.ctf import CTFParams
 from cryogeom.imaging.forward import ForwardModel, ForwardSettings
 from cryogeom.imaging.fourier import shift_images
 from cryogeom.imaging.rotations import euler_to_matrix

@@ -1,1 +1,20 @@
-"""The all-atom synthetic-data simulator (independent of the network's residue-Gaussian model)."""
+"""The all-atom synthetic-data simulator (independent of the network's residue-Gaussian model).
+
+The folder follows the image formation of one particle:
+
+* :mod:`~cryogeom.simulate.scattering` — what an atom is: Peng electron scattering factors, the
+  projected potential as Gaussians, the interaction constant;
+* :mod:`~cryogeom.simulate.projection` — how posed atoms are projected: band-limited, separable
+  erf splatting on an oversampled grid, checked against a direct Fourier sum;
+* :mod:`~cryogeom.simulate.ice` — the amorphous-ice background (Gaussian random phase field);
+* :mod:`~cryogeom.simulate.detector` — dose, shot noise, RELION normalisation;
+* :mod:`~cryogeom.simulate.simulator` — settings, random particle parameters and the composed
+  weak-phase image formation (CTF from :mod:`cryogeom.imaging.ctf`);
+* :mod:`~cryogeom.simulate.parallel` and :mod:`~cryogeom.simulate.dataset` — rendering on several
+  processes and writing particles.star/.mrcs and the ground truth (``cryogeom simulate``).
+"""
+
+from cryogeom.simulate.dataset import write_dataset
+from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, ParticleParameters, SimulationConfig, draw_particles
+
+__all__ = ["AtomicEnsemble", "ImageFormation", "ParticleParameters", "SimulationConfig", "draw_particles", "write_dataset"]

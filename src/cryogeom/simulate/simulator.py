@@ -44,7 +44,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from cryogeom.errors import InputError, require
+from cryogeom.errors import require
 from cryogeom.imaging.ctf import CTFParams, ctf_rfft2, electron_wavelength_angstrom
 from cryogeom.imaging.fourier import centre_crop, centre_pad
 from cryogeom.imaging.rotations import random_rotations
