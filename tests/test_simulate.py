@@ -41,7 +41,7 @@ def adk():
     return read_trajectory(PSF, DCD2)
 
 
-FAST = dict(box=32, defocus_min_angstrom=15000.0, defocus_max_angstrom=15000.0)
+FAST = dict(box=32, defocus_min_angstrom=8000.0, defocus_max_angstrom=8000.0)
 
 
 def _images(formation, params, seed=0, **kw):
@@ -237,10 +237,10 @@ def test_cli_writes_the_data_set(tmp_path, adk):
 
     out = tmp_path / "sim"
     args = ["simulate", "--topology", PSF, "--trajectory", DCD2, "--frames", "0:2", "--per-conf", "3", "--box", "32",
-            "--workers", "1", "--quiet", "--shift-max", "2", "--defocus", "10000", "20000", "-o", str(out)]
+            "--pixel", "2", "--workers", "1", "--quiet", "--shift-max", "2", "--defocus", "10000", "20000", "-o", str(out)]
     assert cli_main(args) == 0
     particles = read_particles(out / "particles.star")
-    assert len(particles) == 6 and particles.box == 32
+    assert len(particles) == 6 and particles.box == 32 and particles.pixel_size_angstrom[0] == pytest.approx(2.0)
     truth = np.load(out / "ground_truth.npz")
     assert sorted(truth["frame"].tolist()) == [0, 0, 0, 1, 1, 1]
     assert truth["ca"].shape == (102, 214, 3)
