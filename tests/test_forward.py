@@ -181,6 +181,26 @@ def test_gradcheck_through_pose_splat_ctf_and_oversampling():
     assert torch.autograd.gradcheck(lambda x, d: model(x, rotations, d, ctf, sigma, mass), (clouds, shifts), fast_mode=True)
 
 
+@pytest.mark.parametrize("padded", [14, 15])
+def test_gradients_of_the_symmetric_ctf_filter(padded):
+    """The CTF step's hand-written backward (the filter is its own adjoint) against autograd."""
+    clouds, rotations, sigma, mass = cloud(points=5, spread=2.0, batch=2)
+    shifts = torch.tensor([[0.4, -0.3], [0.0, 1.0]], dtype=torch.float64)
+    model = ForwardModel(ForwardSettings(9, 1.4, padded_box=padded))
+    ctf = ctf_params(2, defocus=4000.0)
+    x = clouds.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: model(x, rotations, shifts, ctf, sigma, mass), (x,), fast_mode=True)
+    upstream = torch.randn(2, 9, 9, dtype=torch.float64)
+    (model(x, rotations, shifts, ctf, sigma, mass) * upstream).sum().backward()
+    # A CTF parameter that requires grad switches to plain autograd through torch.fft.
+    ctf_autograd = ctf_params(2, defocus=4000.0)
+    ctf_autograd.defocus_u_angstrom.requires_grad_(True)
+    y = clouds.clone().requires_grad_(True)
+    (model(y, rotations, shifts, ctf_autograd, sigma, mass) * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, y.grad, rtol=1e-10, atol=1e-12)
+    assert ctf_autograd.defocus_u_angstrom.grad.abs().max() > 0
+
+
 def test_pose_points_is_eq_2():
     clouds, rotations, _, _ = cloud(points=5)
     shifts = torch.randn(3, 2, dtype=torch.float64)

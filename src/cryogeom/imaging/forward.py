@@ -38,7 +38,7 @@ import torch
 
 from cryogeom.errors import require
 from cryogeom.imaging.ctf import CTFParams, ctf_rfft2
-from cryogeom.imaging.fourier import centre_crop, fourier_crop_rfft2
+from cryogeom.imaging.fourier import centre_crop, filter_and_crop, fourier_crop_rfft2
 from cryogeom.imaging.grid import center_index
 from cryogeom.imaging.projector import DEFAULT_TRUNCATE_SIGMAS, splat_gaussians
 
@@ -143,12 +143,15 @@ class ForwardModel(torch.nn.Module):
         if ctf is None and over == 1:
             return centre_crop(image, s.box)
         # The origin sits at pixel P//2: CTF and Fourier crop are even in k, so they keep it there.
-        spectrum = torch.fft.rfft2(image)
-        if over > 1:
-            spectrum = fourier_crop_rfft2(spectrum, padded)
+        transfer = None
         if ctf is not None:
             require(ctf.batch_size in (1, batch), f"ForwardModel: ctf has {ctf.batch_size} particles, expected {batch}")
-            spectrum = spectrum * ctf_rfft2(ctf.to(**like), padded, s.pixel_size_angstrom, b_factor_angstrom2=s.b_factor_angstrom2)
+            transfer = ctf_rfft2(ctf.to(**like), padded, s.pixel_size_angstrom, b_factor_angstrom2=s.b_factor_angstrom2)
+            if over == 1:
+                return filter_and_crop(image, transfer, s.box)
+        spectrum = fourier_crop_rfft2(torch.fft.rfft2(image), padded)
+        if transfer is not None:
+            spectrum = spectrum * transfer
         return centre_crop(torch.fft.irfft2(spectrum, s=(padded, padded)), s.box)
 
 

@@ -81,6 +81,51 @@ def fourier_crop(images: torch.Tensor, box: int) -> torch.Tensor:
     return torch.roll(out, (box // 2, box // 2), dims=(-2, -1))
 
 
+def _filter(images: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
+    size = images.shape[-1]
+    return torch.fft.irfft2(torch.fft.rfft2(images).mul_(transfer), s=(size, size))
+
+
+class _EvenFilterCrop(torch.autograd.Function):
+    """``centre_crop(irfft2(rfft2(x) · H), box)`` whose gradient is the same filter on the padded gradient.
+
+    For H real and even in k, ``x ↦ irfft2(rfft2(x) · H)`` is a circular convolution with a real,
+    even kernel: a symmetric linear map, so its adjoint is itself. (At an even box the Nyquist
+    column of H need not be even: ``irfft2`` then uses ``(H(kx, ky) + H(kx, -ky)) / 2`` there, in
+    forward and backward alike.) The adjoint of the crop is the zero-padding.
+    """
+
+    @staticmethod
+    def forward(ctx, images, transfer, box):
+        ctx.save_for_backward(transfer)
+        ctx.box = box
+        return centre_crop(_filter(images, transfer), box).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (transfer,) = ctx.saved_tensors
+        size = transfer.shape[-2]
+        return _filter(centre_pad(grad, size), transfer), None, None
+
+
+def filter_and_crop(images: torch.Tensor, transfer_rfft2: torch.Tensor, box: int) -> torch.Tensor:
+    """``centre_crop(irfft2(rfft2(images) · transfer), box)`` for a real filter that is even in k.
+
+    ``images [B, P, P]``, ``transfer_rfft2 [B or 1, P, P // 2 + 1]`` (real, ``H(-k) = H(k)``, as the
+    CTF), result ``[B, box, box]``. The gradient with respect to the images applies the same filter
+    to the zero-padded gradient (two FFTs instead of autograd's four); if the filter requires grad
+    the plain autograd composition is used.
+    """
+    size = images.shape[-1]
+    require(
+        transfer_rfft2.shape[-2:] == (size, size // 2 + 1),
+        f"filter_and_crop: transfer_rfft2 must be [..., {size}, {size // 2 + 1}] for images [..., {size}, {size}], got {tuple(transfer_rfft2.shape)}",
+    )
+    if transfer_rfft2.requires_grad:
+        return centre_crop(torch.fft.irfft2(torch.fft.rfft2(images) * transfer_rfft2, s=(size, size)), box)
+    return _EvenFilterCrop.apply(images, transfer_rfft2, box)
+
+
 def phase_ramp_rfft2(
     shift_angstrom: torch.Tensor, box: int, pixel_size_angstrom: float, *, dtype=torch.float32, device=None
 ) -> torch.Tensor:
@@ -105,4 +150,4 @@ def shift_images(images: torch.Tensor, shift_angstrom: torch.Tensor, pixel_size_
     return torch.fft.irfft2(torch.fft.rfft2(images) * ramp, s=(size, size))
 
 
-__all__ = ["centre_crop", "centre_pad", "fourier_crop", "fourier_crop_rfft2", "phase_ramp_rfft2", "shift_images"]
+__all__ = ["centre_crop", "centre_pad", "filter_and_crop", "fourier_crop", "fourier_crop_rfft2", "phase_ramp_rfft2", "shift_images"]
