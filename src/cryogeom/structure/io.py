@@ -188,7 +188,8 @@ class _UniverseAtomFrames:
 
     def __call__(self, frame: int) -> np.ndarray:
         if self._cached is None or self._cached[0] != frame:
-            ts = self.universe.trajectory[frame]
+            with _quiet():
+                ts = self.universe.trajectory[frame]
             self._cached = (frame, np.asarray(ts.positions[self.atom_indices], dtype=np.float64))
         return self._cached[1].copy()
 
