@@ -120,15 +120,16 @@ def test_gro_with_xtc_trajectory(tmp_path):
     np.testing.assert_allclose(traj.atom_positions(2), pdb.atom_positions + [2.0, 4.0, 6.0], atol=0.011)
 
 
-def test_multi_model_pdb_is_a_trajectory_with_normalised_names():
-    traj = read_trajectory(DATA / "models.pdb")
+@pytest.mark.parametrize("name", ["models.pdb", "models.cif"])
+def test_multi_model_file_is_a_trajectory_with_normalised_names(name):
+    traj = read_trajectory(DATA / name)
     s = traj.structure
     assert traj.n_frames == 2 and s.n_residues == 3
     assert s.resnames == ["GLY", "HIS", "CYS"]  # GLY, HSD, CYX in the file
     assert s.chain_ids.tolist() == ["X"] * 3 and s.resids.tolist() == [5, 6, 7]
     assert s.bonded_pairs.tolist() == [[0, 1], [1, 2]]
     np.testing.assert_allclose(traj.ca[1] - traj.ca[0], np.broadcast_to([1.0, 2.0, 3.0], (3, 3)), atol=1e-5)
-    np.testing.assert_allclose(read_structure(DATA / "models.pdb").ca, traj.ca[0])
+    np.testing.assert_allclose(read_structure(DATA / name).ca, traj.ca[0])
 
 
 def test_psf_with_dcd_reads_lazily_the_right_frame():

@@ -1,7 +1,8 @@
 """Structures and trajectories: the Cα cloud, residues, chains and bonds; reading and writing.
 
 Reading goes through MDAnalysis, so anything it reads works: PDB (also multi-model and
-compressed), mmCIF/PDBx (via gemmi), PSF + DCD, GRO + XTC/TRR, TPR, PRMTOP + NetCDF, ...
+compressed), mmCIF/PDBx (via gemmi; every model of a multi-model file is a frame), PSF + DCD,
+GRO + XTC/TRR, TPR, PRMTOP + NetCDF, ...
 
 What is kept
 ------------
@@ -47,7 +48,7 @@ PathLike = Union[str, os.PathLike]
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Structure:
     """One protein conformation: a Cα cloud with residue names, numbers, chains and bonds.
 
@@ -114,6 +115,14 @@ class Structure:
                 raise ValueError("Structure.atom_residue_index outside the residues")
         elif self.atom_names is not None:
             raise ValueError("Structure.atom_names given without atom positions")
+
+    def __repr__(self) -> str:
+        atoms = f", {self.n_atoms} atoms" if self.has_atoms else ""
+        source = f", source={self.source!r}" if self.source else ""
+        return (
+            f"Structure({self.n_residues} residues, {len(set(self.chain_ids.tolist()))} chain(s), "
+            f"{len(self.bonded_pairs)} bonded pairs{atoms}{source})"
+        )
 
     @property
     def n_residues(self) -> int:
@@ -194,7 +203,7 @@ class _UniverseAtomFrames:
         return self._cached[1].copy()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Trajectory:
     """A sequence of conformations of one structure.
 
@@ -216,6 +225,9 @@ class Trajectory:
             self.atom_frames = np.asarray(self.atom_frames, dtype=np.float64)
             if self.atom_frames.shape != (len(self.ca), self.structure.n_atoms, 3):
                 raise ValueError(f"atom_frames must be [F, A, 3] = [{len(self.ca)}, {self.structure.n_atoms}, 3]")
+
+    def __repr__(self) -> str:
+        return f"Trajectory({self.n_frames} frames of {self.structure!r})"
 
     @property
     def n_frames(self) -> int:
@@ -319,11 +331,38 @@ def _open_universe(topology: PathLike, trajectory=None):
                 if "empty file" in text or "No frames" in text or "endoffile" in text:
                     raise InputError(f"{', '.join(paths)}: empty trajectory (0 frames); expected at least one frame") from None
                 raise InputError(f"cannot read {', '.join(paths)} as a trajectory: {text}") from None
+        elif _is_mmcif(topology):
+            _load_mmcif_models(universe, topology)
     if universe._trajectory is None:
         raise InputError(f"{label} has no coordinates: give a coordinate or trajectory file with this topology")
     if len(universe.trajectory) == 0:
         raise InputError(f"{label}: empty trajectory (0 frames); expected at least one frame")
     return universe, label
+
+
+def _is_mmcif(path: PathLike) -> bool:
+    name = os.fspath(path).lower()
+    return name.endswith((".cif", ".mmcif", ".cif.gz", ".mmcif.gz"))
+
+
+def _load_mmcif_models(universe, path: PathLike) -> None:
+    """Make every model of a multi-model mmCIF a frame (MDAnalysis reads only the first)."""
+    import gemmi
+    from MDAnalysis.coordinates.memory import MemoryReader
+
+    structure = gemmi.read_structure(os.fspath(path))
+    if len(structure) < 2:
+        return
+    frames = []
+    for k, model in enumerate(structure):
+        xyz = [(a.pos.x, a.pos.y, a.pos.z) for chain in model for residue in chain for a in residue]
+        if len(xyz) != universe.atoms.n_atoms:
+            raise InputError(
+                f"{os.fspath(path)}: model {k + 1} has {len(xyz)} atoms but model 1 has {universe.atoms.n_atoms} "
+                f"(expected every model to hold the same atoms)"
+            )
+        frames.append(xyz)
+    universe.load_new(np.asarray(frames, dtype=np.float32), format=MemoryReader, order="fac")
 
 
 def _atom_count_message(universe, paths, topology) -> str:
