@@ -184,3 +184,33 @@ def test_ice_field_has_the_model_variance_and_peak():
     radial = np.bincount(shells.ravel(), power.ravel()) / np.bincount(shells.ravel())
     peak_q = np.argmax(radial[2 : box // 2]) + 2
     assert peak_q / (box * pixel) == pytest.approx(1 / 3.7, abs=1.5 / (box * pixel))
+
+
+# -- displaced solvent ----------------------------------------------------------------------------
+def test_excluded_volumes_add_up_to_the_protein_volume():
+    from cryogeom.examples import adk
+    from cryogeom.simulate.solvent import excluded_volume_angstrom3
+
+    trajectory = adk()
+    total = excluded_volume_angstrom3(trajectory.structure.atom_elements).sum()
+    # ADK: 214 residues, 23.6 kDa; protein partial specific volume 0.73 cm³/g -> 28,600 Å³.
+    mass_dalton = 23_600
+    assert total == pytest.approx(mass_dalton * 0.73 / 0.6022, rel=0.1)
+
+
+def test_ice_mean_potential_is_that_of_vitreous_ice():
+    assert IceModel().mean_potential_volt() == pytest.approx(4.5, abs=0.3)
+
+
+def test_displaced_solvent_is_a_gaussian_sphere_of_the_excluded_volume():
+    from cryogeom.simulate.solvent import displaced_solvent_gaussians, excluded_volume_angstrom3
+
+    weight, sigma = displaced_solvent_gaussians(["C", "O"], 4.6)
+    volume = excluded_volume_angstrom3(["C", "O"])
+    np.testing.assert_allclose(weight[:, 0], -4.6 * volume)
+    # The 3-D Gaussian sphere exp(-π r² / v^(2/3)) integrates to v; its projection has σ² = v^(2/3) / 2π.
+    r = np.linspace(0, 12, 200_001)
+    for v, s in zip(volume, sigma[:, 0]):
+        sphere = np.exp(-np.pi * r**2 / v ** (2 / 3))
+        assert np.trapezoid(4 * np.pi * r**2 * sphere, r) == pytest.approx(v, rel=1e-8)
+        assert s**2 == pytest.approx(v ** (2 / 3) / (2 * np.pi))

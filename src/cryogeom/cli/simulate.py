@@ -58,6 +58,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--atom-b-factor", type=nonnegative_float, default=0.0, metavar="B", help="isotropic B-factor of every atom, Å² (default: 0)")
     scope.add_argument("--ice", action=argparse.BooleanOptionalAction, default=True, help="amorphous-ice background (default: on)")
     scope.add_argument("--ice-thickness", type=positive_float, default=300.0, metavar="A", help="ice thickness, Å (default: 300)")
+    scope.add_argument("--displace-solvent", action=argparse.BooleanOptionalAction, default=True, help="with ice, atoms displace their volume of ice (default: on)")
 
 
 def parse_frames(text: str | None, n_frames: int) -> np.ndarray:
@@ -104,6 +105,7 @@ def _config(args):
         atom_b_angstrom2=args.atom_b_factor,
         shift_max_angstrom=args.shift_max,
         ice_thickness_angstrom=args.ice_thickness if args.ice else 0.0,
+        displace_solvent=args.displace_solvent,
         noiseless=args.noiseless,
         normalise=args.normalise,
     )

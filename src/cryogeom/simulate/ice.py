@@ -25,8 +25,9 @@ fluctuations have the power spectral density (kinematic scattering, molecules as
 The phase field is ``φ = σ_e V_z`` (:func:`~cryogeom.simulate.scattering.interaction_constant`),
 a stationary Gaussian random field (random phases, amplitudes from the spectrum) on the periodic
 simulation canvas. Its mean (the uniform phase of the slab, which does not change a weak-phase
-image apart from a uniform dimming) is left out. Not modelled: the solvent the protein displaces
-(its density is added on top of the full slab), inelastic scattering by the ice.
+image apart from a uniform dimming) is left out. Not modelled: the fluctuations of the solvent
+inside the molecule's volume (the field is not masked there; the mean potential the protein displaces
+is subtracted by :mod:`cryogeom.simulate.solvent`), inelastic scattering by the ice.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class IceModel:
     q_peak_per_angstrom: float = 1 / 3.7
     peak_width_per_angstrom: float = 0.02
     peak_height: float = 1.6
+
+    def mean_potential_volt(self) -> float:
+        """Mean inner potential of the ice (V): ``n K f_H2O(0)`` ≈ 4.6 V (measured for vitreous ice: 4.5 V)."""
+        return float(self.molecules_per_angstrom3 * POTENTIAL_PER_SCATTERING_VOLT_ANGSTROM2 * np.sqrt(water_form_factor_squared(0.0)))
 
     def structure_factor(self, q_per_angstrom) -> np.ndarray:
         """S(q) of the molecules (dimensionless), q in 1/Å (any shape)."""

@@ -10,7 +10,9 @@ Image formation of particle i (frame f, pose R, shift d, CTF parameters)
 2. Phase ``φ = σ_e V_z`` (relativistic interaction constant σ_e, ≈ 6.53e-4 rad/(V·Å) at 300 kV),
    zero-padded to a canvas of ``padded_box`` pixels large enough that the CTF's point spread does
    not wrap round into the box (:func:`padded_box_for`). With ice, an amorphous-ice phase field
-   (:mod:`cryogeom.simulate.ice`) is added over the whole canvas.
+   (:mod:`cryogeom.simulate.ice`) is added over the whole canvas, and each atom removes the ice
+   of its excluded volume (:mod:`cryogeom.simulate.solvent`; ``displace_solvent``), which lowers
+   the protein's low-resolution contrast as in real data.
 3. Weak-phase image ``I = 1 + 2 F⁻¹[CTF · E · F[φ]]`` with the package CTF
    (:func:`cryogeom.imaging.ctf.ctf_rfft2`, paper eqs. 7-11; CTF(0) = -w, so the protein is dark)
    and an envelope ``E = exp(-B q²/4)`` standing for partial coherence, detector MTF and residual
@@ -52,6 +54,7 @@ from cryogeom.simulate.detector import expected_counts, normalise_relion, shot_n
 from cryogeom.simulate.ice import IceModel, ice_phase_amplitude_rfft2, ice_phase_spectrum
 from cryogeom.simulate.projection import pose_atoms, project_atoms
 from cryogeom.simulate.scattering import interaction_constant, projected_potential_gaussians
+from cryogeom.simulate.solvent import displaced_solvent_gaussians
 
 NORMALISATIONS = ("relion", "none")
 
@@ -73,6 +76,7 @@ class SimulationConfig:
     atom_b_angstrom2: float = 0.0
     shift_max_angstrom: float = 0.0
     ice_thickness_angstrom: float = 300.0  # 0: no ice
+    displace_solvent: bool = True  # with ice: each atom removes its volume of ice (solvent.py)
     noiseless: bool = False
     normalise: str = "relion"
     oversample: int | None = None  # projection oversampling; None: chosen from the B-factors
@@ -261,6 +265,10 @@ class ImageFormation:
         self.device = device
         b_total = config.atom_b_angstrom2 + config.envelope_b_angstrom2
         weight, sigma = projected_potential_gaussians(ensemble.elements, b_total)
+        ice = IceModel(thickness_angstrom=config.ice_thickness_angstrom)
+        if config.ice_thickness_angstrom > 0 and config.displace_solvent:
+            solvent_weight, solvent_sigma = displaced_solvent_gaussians(ensemble.elements, ice.mean_potential_volt(), b_total)
+            weight, sigma = np.concatenate([weight, solvent_weight], axis=1), np.concatenate([sigma, solvent_sigma], axis=1)
         self.weight = torch.as_tensor(weight, dtype=dtype, device=device)
         self.sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
         self.interaction_constant = interaction_constant(config.voltage_kv)
@@ -277,7 +285,7 @@ class ImageFormation:
         self.ice_filter = None
         if config.ice_thickness_angstrom > 0:
             filt = ice_phase_amplitude_rfft2(
-                IceModel(thickness_angstrom=config.ice_thickness_angstrom),
+                ice,
                 self.padded_box,
                 config.pixel_size_angstrom,
                 self.interaction_constant,
