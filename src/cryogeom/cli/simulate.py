@@ -2,8 +2,8 @@
 
 Every frame of a trajectory (all atoms, each centred on its own Cα centroid) is imaged --per-conf
 times at uniformly random poses, with electron scattering factors, a weak-phase image through the
-CTF (zero-padded so the point spread does not wrap), an amorphous-ice background, a dose and
-Poisson shot noise. The simulator shares nothing with the network's residue-Gaussian renderer.
+CTF (zero-padded so the point spread does not wrap), an amorphous-ice background that the protein
+displaces, a dose and Poisson shot noise. The simulator shares nothing with the network's residue-Gaussian renderer.
 
 Writes into DIR: particles.star (RELION 3.1), particles.mrcs, base.pdb (frame 0, all atoms, centred
 as the ground truth), ground_truth.npz (frame [n], ca [F, N, 3]) and simulation.json.

@@ -7,6 +7,7 @@ The folder follows the image formation of one particle:
 * :mod:`~cryogeom.simulate.projection` — how posed atoms are projected: band-limited, separable
   erf splatting on an oversampled grid, checked against a direct Fourier sum;
 * :mod:`~cryogeom.simulate.ice` — the amorphous-ice background (Gaussian random phase field);
+* :mod:`~cryogeom.simulate.solvent` — the ice each atom displaces (excluded volumes);
 * :mod:`~cryogeom.simulate.detector` — dose, shot noise, RELION normalisation;
 * :mod:`~cryogeom.simulate.simulator` — settings, random particle parameters and the composed
   weak-phase image formation (CTF from :mod:`cryogeom.imaging.ctf`);
