@@ -58,7 +58,7 @@ def test_matches_float64_reference(box, padded):
     expected = reference_forward(clouds, rotations, shifts, ctf, sigma, mass, box, 1.2, padded)
     got = model(clouds, rotations, shifts, ctf, sigma, mass)
     assert got.shape == (3, box, box)
-    assert (got - expected).abs().max() < 1e-7 * expected.abs().max()  # 6σ truncation
+    assert (got - expected).abs().max() < 2e-8 * expected.abs().max()  # 6σ truncation
 
 
 def test_float32_agrees_with_float64():
@@ -71,12 +71,12 @@ def test_float32_agrees_with_float64():
     assert relative_error(f32.double(), f64) < 1e-5
 
 
-@pytest.mark.parametrize("box", [63, 64])
+@pytest.mark.parametrize("box", [95, 96])
 def test_large_box_without_ctf_integrates_to_total_electrons(box):
     clouds, rotations, sigma, mass = cloud(points=80)
     shifts = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-3.0, 1.5]], dtype=torch.float64)
     image = ForwardModel(ForwardSettings(box, 1.0))(clouds, rotations, shifts, None, sigma, mass)
-    torch.testing.assert_close(image.sum((-2, -1)), mass.sum().expand(3), rtol=2e-7, atol=0)
+    torch.testing.assert_close(image.sum((-2, -1)), mass.sum().expand(3), rtol=1e-8, atol=0)
 
 
 @pytest.mark.parametrize("box", [33, 34])
