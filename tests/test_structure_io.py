@@ -313,3 +313,39 @@ def test_topology_without_coordinates_and_unreadable_files(tmp_path):
     _one_line_error(lambda: read_structure(tmp_path / "junk.pdb"), "junk.pdb")
     (tmp_path / "junk.xyzzy").write_text("hello\n")
     _one_line_error(lambda: read_structure(tmp_path / "junk.xyzzy"), "junk.xyzzy", "cannot read")
+
+
+# --------------------------------------------------------------------------------------------
+# selections
+# --------------------------------------------------------------------------------------------
+
+
+def test_selection_reads_part_of_a_file_and_indexes_the_full_trajectory():
+    whole = _read_quietly(DATA / "peptide.pdb")
+    chain_b = _read_quietly(DATA / "peptide.pdb", select="chainID B")
+    assert chain_b.resids.tolist() == [10, 10, 12] and chain_b.bonded_pairs.tolist() == [[0, 1]]
+    np.testing.assert_array_equal(chain_b.ca, whole.ca[3:])
+    np.testing.assert_array_equal(chain_b.atom_positions, whole.atom_positions[whole.atom_residue_index >= 3])
+    np.testing.assert_array_equal(chain_b.atom_residue_index, whole.atom_residue_index[whole.atom_residue_index >= 3] - 3)
+    traj = read_trajectory(DATA / "peptide.gro", select="resid 4-6")
+    gro_whole = _read_quietly(DATA / "peptide.gro")
+    np.testing.assert_array_equal(traj.atom_positions(0), gro_whole.atom_positions[gro_whole.atom_residue_index >= 3])
+    _one_line_error(lambda: read_structure(DATA / "peptide.pdb", select="chainID Z"), "matches no atoms", "peptide.pdb")
+    _one_line_error(lambda: read_structure(DATA / "peptide.pdb", select="bogus ((("), "invalid atom selection")
+
+
+def test_large_pdb_with_gaps_in_one_chain():
+    """CFTR (PDB 6MSM, MDAnalysisTests): chain A has 1,181 resolved residues in five stretches."""
+    from MDAnalysisTests.datafiles import PDB_CHECK_RIGHTHAND_PA
+
+    with pytest.warns(UserWarning, match="non-protein residues"):
+        s = read_structure(PDB_CHECK_RIGHTHAND_PA, select="chainID A")
+    assert s.n_residues == 1181 and len(s.bonded_pairs) == 1176
+    breaks = [s.residue_label(i) for i in range(s.n_residues - 1) if [i, i + 1] not in s.bonded_pairs.tolist()]
+    assert breaks == ["A:PHE409", "A:GLN637", "A:LEU889", "A:GLY1173"]
+    # the residue after each break is numbered with a gap: numbering alone finds them
+    for label in breaks:
+        i = [s.residue_label(k) for k in range(s.n_residues)].index(label)
+        assert s.resids[i + 1] - s.resids[i] > 1
+    # without the selection, chain B's poly-UNK fragment is an unknown residue
+    _one_line_error(lambda: read_structure(PDB_CHECK_RIGHTHAND_PA), "'UNK'", "chain B")

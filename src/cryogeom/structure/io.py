@@ -257,24 +257,28 @@ class Trajectory:
 # --------------------------------------------------------------------------------------------
 
 
-def read_structure(path: PathLike, topology: PathLike | None = None) -> Structure:
+def read_structure(path: PathLike, topology: PathLike | None = None, *, select: str | None = None) -> Structure:
     """The first frame of ``path`` as a :class:`Structure` (with all-atom data).
 
     ``path`` is a file with topology and coordinates (PDB, mmCIF, GRO, ...) or, with
-    ``topology`` (PSF, TPR, PRMTOP, ...), a coordinate/trajectory file for it.
+    ``topology`` (PSF, TPR, PRMTOP, ...), a coordinate/trajectory file for it. ``select`` is an
+    MDAnalysis selection applied first, e.g. ``"chainID A"`` or ``"segid PROA PROB"``.
     """
     universe, label = _open_universe(topology if topology is not None else path, path if topology is not None else None)
-    structure, _, _ = _structure_from_universe(universe, label)
+    structure, _, _ = _structure_from_universe(universe, label, select)
     return structure
 
 
-def read_trajectory(topology: PathLike, trajectory: PathLike | Sequence[PathLike] | None = None) -> Trajectory:
+def read_trajectory(
+    topology: PathLike, trajectory: PathLike | Sequence[PathLike] | None = None, *, select: str | None = None
+) -> Trajectory:
     """All frames of ``trajectory`` (or of a multi-model ``topology`` file) as a :class:`Trajectory`.
 
     The Cα of every frame is read now; all-atom positions are read per frame on demand.
+    ``select``: an MDAnalysis selection applied first (see :func:`read_structure`).
     """
     universe, label = _open_universe(topology, trajectory)
-    structure, ca_index, atom_index = _structure_from_universe(universe, label)
+    structure, ca_index, atom_index = _structure_from_universe(universe, label, select)
     ca = np.empty((len(universe.trajectory), structure.n_residues, 3))
     with _quiet():
         for f, ts in enumerate(universe.trajectory):
@@ -388,14 +392,28 @@ def _atom_attr(atoms, name: str):
         return None
 
 
-def _structure_from_universe(universe, label: str):
-    """(Structure at the current frame 0, Cα atom indices [N], kept atom indices [A])."""
+def _select(universe, label: str, select: str | None):
+    """The atoms to read: all, or those of an MDAnalysis selection (InputError if bad or empty)."""
+    if select is None:
+        return universe.atoms
+    try:
+        atoms = universe.select_atoms(select)
+    except Exception as exc:  # MDAnalysis raises SelectionError, ValueError, ... for bad selections
+        raise InputError(f"invalid atom selection {select!r} for {label}: {_first_line(exc)}") from None
+    if atoms.n_atoms == 0:
+        raise InputError(f"atom selection {select!r} matches no atoms in {label}")
+    return atoms
+
+
+def _structure_from_universe(universe, label: str, select: str | None = None):
+    """(Structure at frame 0, Cα atom indices [N], kept atom indices [A]; indices into universe.atoms)."""
     with _quiet():
         universe.trajectory[0]
-        atoms = universe.atoms
-        residues = universe.residues
+        atoms = _select(universe, label, select)
+        residues = atoms.residues
         names = np.char.strip(np.asarray(atoms.names, dtype=str))
-        resindex = np.asarray(atoms.resindices)
+        # residue of each atom, as an index into ``residues`` (sorted by MDAnalysis's resindex)
+        resindex = np.searchsorted(np.asarray(residues.resindices), np.asarray(atoms.resindices))
         n_res = len(residues)
         raw_resnames = np.char.strip(np.asarray(residues.resnames, dtype=str))
         resids = np.asarray(residues.resids, dtype=np.int64)
@@ -483,7 +501,7 @@ def _structure_from_universe(universe, label: str):
         atom_names=names[atom_index],
         source=label,
     )
-    return structure, ca_index, atom_index
+    return structure, atoms.indices[ca_index], atoms.indices[atom_index]
 
 
 def _note_dropped(label: str, raw_resnames: np.ndarray, non_protein: np.ndarray, without_ca: np.ndarray) -> None:
