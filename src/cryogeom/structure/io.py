@@ -420,16 +420,12 @@ def _structure_from_universe(universe, label: str, select: str | None = None):
         icodes = _atom_attr(residues, "icodes")
         icodes = np.full(n_res, "", dtype="<U1") if icodes is None else np.char.strip(icodes.astype(str))
         # chain: per residue, the chain ID of its first atom, else its segment ID
-        first_atom = np.full(n_res, -1)
-        res_of_first, first_idx = np.unique(resindex, return_index=True)
-        first_atom[res_of_first] = first_idx
+        first_atom = np.unique(resindex, return_index=True)[1]  # every residue here has atoms
         segids = np.char.strip(np.asarray(residues.segids, dtype=str))
         chain_attr = _atom_attr(atoms, "chainIDs")
-        chains = segids.copy()
+        chains = segids
         if chain_attr is not None:
-            atom_chain = np.char.strip(chain_attr.astype(str))
-            has_atoms = first_atom >= 0
-            res_chain = np.where(has_atoms, atom_chain[np.maximum(first_atom, 0)], "")
+            res_chain = np.char.strip(chain_attr.astype(str))[first_atom]
             chains = np.where(res_chain != "", res_chain, segids)
         altlocs = _atom_attr(atoms, "altLocs")
         file_elements = _atom_attr(atoms, "elements")
