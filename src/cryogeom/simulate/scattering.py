@@ -34,7 +34,8 @@ The interaction constant
 ------------------------
 A phase object shifts the phase of the electron wave by ``φ = σ_e V_z`` with the relativistic
 ``σ_e = 2π γ m0 e λ / h²`` (rad / (V·Å)); ≈ 6.53e-4 at 300 kV (Kirkland, *Advanced Computing in
-Electron Microscopy*, eq. 5.6).
+Electron Microscopy*, eq. 5.6), with the package's relativistic wavelength λ
+(:func:`cryogeom.imaging.ctf.electron_wavelength_angstrom`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import numpy as np
 from scipy import constants
 
 from cryogeom.errors import InputError
+from cryogeom.imaging.ctf import electron_wavelength_angstrom
 
 #: K = h² / (2π m0 e) in V·Å²: turns a scattering factor (Å) into a potential transform (V·Å³).
 POTENTIAL_PER_SCATTERING_VOLT_ANGSTROM2: float = (
@@ -119,19 +121,12 @@ def projected_potential_atom(element: str, r_angstrom, b_factor_angstrom2: float
     return POTENTIAL_PER_SCATTERING_VOLT_ANGSTROM2 * terms.sum(axis=-1)
 
 
-def electron_wavelength_angstrom(voltage_kv: float) -> float:
-    """Relativistic electron wavelength λ (Å) at an accelerating voltage in kV (0.01969 Å at 300 kV)."""
-    volts = voltage_kv * 1e3
-    momentum2 = 2 * constants.m_e * constants.e * volts * (1 + constants.e * volts / (2 * constants.m_e * constants.c**2))
-    return constants.h / np.sqrt(momentum2) * 1e10
-
-
 def interaction_constant(voltage_kv: float) -> float:
     """Relativistic interaction constant σ_e = 2π γ m0 e λ / h² in rad / (V·Å) (≈ 6.53e-4 at 300 kV)."""
     if not voltage_kv > 0:
         raise InputError(f"voltage: expected a positive number of kV, got {voltage_kv!r}")
     volts = voltage_kv * 1e3
     gamma = 1 + constants.e * volts / (constants.m_e * constants.c**2)
-    wavelength_m = electron_wavelength_angstrom(voltage_kv) * 1e-10
+    wavelength_m = float(electron_wavelength_angstrom(voltage_kv)) * 1e-10
     sigma_per_volt_metre = 2 * np.pi * gamma * constants.m_e * constants.e * wavelength_m / constants.h**2
     return float(sigma_per_volt_metre * 1e-10)
