@@ -290,3 +290,14 @@ def test_bad_input_raises_one_line_input_error(call, needle):
     with pytest.raises(InputError, match=needle) as info:
         call(random_walk(10))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("distance", [0.3, 0.05, 1e-3, 0.0])
+def test_fast_gradient_equals_reference_inside_and_outside_the_guard(distance):
+    base = random_walk(12)
+    pred = perturbed(base, 2, sigma=0.3)
+    pred[1, 5] = pred[1, 4] + distance * torch.tensor([0.6, 0.0, 0.8], dtype=pred.dtype)
+    loss, grad = _loss_and_grad(pred, base, lambda p, b: geometry_loss(p, b, chunk_rows=5))
+    ref, ref_grad = _loss_and_grad(pred, base, geometry_loss_reference)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
