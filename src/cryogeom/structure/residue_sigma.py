@@ -13,6 +13,11 @@ Discretisation (the paper's "fine grid"): K rotations from
 ``pixel_size_angstrom`` apart over ±(largest atom distance from Cα + 6 Å), the integral a sum
 times the pixel area. A projected unit 3-D Gaussian is a unit 2-D Gaussian, separable in x and y,
 so the average image is one matrix product per batch of rotations.
+
+Accuracy: the images are smooth on the scale of the 1 Å atoms, so the pixel size hardly matters
+(0.1, 0.2 and 0.3 Å give the same σ to 1e-4 Å); the sampling of rotations dominates, with a
+scatter of ~0.03 Å at K = 500 and ≤ 0.005 Å at K = 20,000 (the shipped table), measured against
+the exact rotation average (a radial quadrature, in tests/test_residue_sigma.py).
 """
 
 from __future__ import annotations
