@@ -47,6 +47,7 @@ from cryogeom.train.build import build_model
 from cryogeom.train.calibration import Calibration, calibrate
 from cryogeom.train.config import TrainConfig
 from cryogeom.train.distributed import Distributed
+from cryogeom.train.run import BASE_NAME
 from cryogeom.train.validation import GroundTruthValidator
 
 RUN_MARKERS = ("config.json", ckpt.CHECKPOINT_NAME, ckpt.MODEL_NAME)
@@ -97,6 +98,16 @@ def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
             raise InputError(f"{run_dir}: no {ckpt.CHECKPOINT_NAME} to resume from")
     elif holds_run and not force:
         raise InputError(f"{run_dir}: holds another run; use --resume to continue it or --force to overwrite it")
+
+
+def write_base_structure(path: Path, base) -> None:
+    """The base structure as given (all atoms when it has them), so a run directory stands alone."""
+    from cryogeom.structure.io import write_all_atom_pdb, write_pdb
+
+    if base.has_atoms:
+        write_all_atom_pdb(path, base)
+    else:
+        write_pdb(path, base)
 
 
 class MetricsLog:
@@ -228,10 +239,13 @@ class Trainer:
                     "n_particles": int(self.particles.n),
                     "base_structure": self.base.source,
                     "n_residues": int(self.base.n_residues),
+                    "box": int(self.particles.box),
+                    "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
                     "torch": torch.__version__,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 },
             )
+            write_base_structure(self.run_dir / BASE_NAME, self.base)
             _save_npy(self.run_dir / "validation_indices.npy", self.val_idx)
             _save_npy(self.run_dir / "training_indices.npy", self.train_idx)
         rng = np.random.default_rng([cfg.seed, 3])

@@ -1,0 +1,58 @@
+"""Predict the latent and the Cα conformation of every particle with a trained network.
+
+Writes OUT/z.npy ([n, d] latents), OUT/ca.npy ([n, N, 3] Cα in Å, in .star order, in the base
+structure's coordinate frame), and the same conformations as a trajectory, OUT/conformations.dcd
+with OUT/topology.pdb, which ChimeraX, VMD and PyMOL open (ChimeraX: open topology.pdb, then
+open conformations.dcd structureModel #1).
+
+Example:
+  cryogeom predict run/ sim/particles.star -o run/predict/
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cryogeom.cli._types import positive_int
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory written by cryogeom train")
+    p.add_argument("particles", help="particles (.star, .cs, or .mrcs with --poses/--ctf)")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--poses", help="cryoDRGN pose .pkl")
+    p.add_argument("--ctf", help="cryoDRGN CTF .pkl")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from cryogeom.errors import InputError
+    from cryogeom.particles.read import read_particles
+    from cryogeom.structure.io import atomic_output, write_dcd, write_pdb
+    from cryogeom.train.inference import predict
+    from cryogeom.train.run import load_run
+
+    out = Path(args.output)
+    names = ["z.npy", "ca.npy", "conformations.dcd", "topology.pdb"]
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not args.force:
+        raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
+    run = load_run(args.run)
+    particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+    z, ca = predict(run, particles, batch_size=args.batch_size, progress=not args.no_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, array in (("z.npy", z), ("ca.npy", ca)):
+        with atomic_output(out / name) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+    write_pdb(out / "topology.pdb", run.base.with_coordinates(run.base.ca))
+    write_dcd(out / "conformations.dcd", ca)
+    print(f"predicted {len(z)} particles: {out / 'z.npy'}, {out / 'ca.npy'}, {out / 'conformations.dcd'} (+ {out / 'topology.pdb'})")
+    return 0
