@@ -8,7 +8,14 @@ import torch
 from conftest import tol
 
 from cryogeom.errors import InputError
-from cryogeom.imaging.ctf import CTFParams, ctf_at_frequencies, ctf_fft2, ctf_rfft2, electron_wavelength_angstrom
+from cryogeom.imaging.ctf import (
+    CTFParams,
+    ctf_at_frequencies,
+    ctf_fft2,
+    ctf_point_spread_radius_angstrom,
+    ctf_rfft2,
+    electron_wavelength_angstrom,
+)
 
 
 def literal_ctf(params: CTFParams, kx, ky):
@@ -169,6 +176,17 @@ def test_differentiable_in_defocus():
     assert torch.autograd.gradcheck(
         lambda fu: ctf_at_frequencies(CTFParams(fu, *[getattr(params, n) for n in CTFParams.field_names()[1:]]), k, 0.5 * k), (params.defocus_u_angstrom,)
     )
+
+
+def test_point_spread_radius():
+    lam = electron_wavelength_angstrom(300.0).item()
+    # Without Cs the displacement λ f k grows to the largest frequency.
+    assert ctf_point_spread_radius_angstrom(20000.0, 300.0, 0.0, 0.5) == pytest.approx(lam * 20000 * 0.5, rel=1e-9)
+    # With Cs it peaks where λ f = 3 Cs λ³ k², at (2/3) λ f k*.
+    cs = 2.7e7
+    k_star = math.sqrt(20000.0 / (3 * cs * lam**2))
+    radius = ctf_point_spread_radius_angstrom(20000.0, 300.0, 2.7, 1.2 * k_star)
+    assert radius == pytest.approx(2 / 3 * lam * 20000 * k_star, rel=1e-6)
 
 
 def test_from_values_broadcasts_and_validate_rejects_bad_values():

@@ -7,7 +7,7 @@ from test_projector import dense_splat_reference
 
 from cryogeom.errors import InputError
 from cryogeom.imaging.ctf import CTFParams, ctf_rfft2
-from cryogeom.imaging.forward import ForwardModel, ForwardSettings, pose_points
+from cryogeom.imaging.forward import ForwardModel, ForwardSettings, padded_box_for_ctf, pose_points
 from cryogeom.imaging.fourier import fourier_crop, shift_images
 from cryogeom.imaging.rotations import random_rotations
 
@@ -133,6 +133,9 @@ def test_padding_removes_ctf_wrap_around_and_converges():
     assert errors[0] > 0.2  # no padding: the CTF's point spread wraps round into the box
     assert errors[0] > errors[1] > errors[2] > errors[3]
     assert errors[3] < 1e-3
+    # The canvas from the point-spread radius leaves nothing to wrap round (defocus up to 2.2 µm).
+    safe = padded_box_for_ctf(32, 1.0, defocus_max_angstrom=22000.0)
+    assert relative_error(render(safe), reference) < 1e-5 < errors[3]
     # Without CTF padding changes nothing: only the CTF spreads signal.
     no_ctf = [ForwardModel(ForwardSettings(32, 1.0, padded_box=p))(clouds, rotations, shifts, None, sigma, mass) for p in (32, 96)]
     torch.testing.assert_close(no_ctf[0], no_ctf[1], rtol=0, atol=1e-12)

@@ -134,6 +134,22 @@ def electron_wavelength_angstrom(voltage_kv: torch.Tensor | float) -> torch.Tens
     return 12.2639 / torch.sqrt(v + 0.97845e-6 * v * v)
 
 
+def ctf_point_spread_radius_angstrom(
+    defocus_angstrom: float, voltage_kv: float, cs_mm: float, max_frequency_per_angstrom: float
+) -> float:
+    """How far (Å) the CTF moves the signal of frequencies up to ``max_frequency_per_angstrom``.
+
+    The stationary-phase displacement of frequency k is ``(1/2π) dχ/dk = λ f k - C_s λ³ k³``
+    (eq. 7); this returns its largest magnitude over ``0 <= k <= max_frequency_per_angstrom`` at
+    defocus ``defocus_angstrom`` (use the largest of the data). A canvas must extend this far beyond
+    the box for the CTF's point spread not to wrap round into it.
+    """
+    lam = float(electron_wavelength_angstrom(float(voltage_kv)))
+    k = torch.linspace(0.0, float(max_frequency_per_angstrom), 4097, dtype=torch.float64)
+    shift = lam * float(defocus_angstrom) * k - float(cs_mm) * 1e7 * lam**3 * k**3
+    return float(shift.abs().max())
+
+
 def ctf_at_frequencies(
     params: CTFParams,
     kx_per_angstrom: torch.Tensor,
@@ -226,4 +242,4 @@ def ctf_fft2(
     return ctf_at_frequencies(params, kx, ky, b_factor_angstrom2=b_factor_angstrom2)
 
 
-__all__ = ["CTFParams", "ctf_at_frequencies", "ctf_fft2", "ctf_rfft2", "electron_wavelength_angstrom"]
+__all__ = ["CTFParams", "ctf_at_frequencies", "ctf_point_spread_radius_angstrom", "ctf_fft2", "ctf_rfft2", "electron_wavelength_angstrom"]

@@ -11,10 +11,12 @@ For each particle b::
   splatting; no interpolation or phase ramp is involved.
 * Padding: the CTF is a convolution whose kernel is wide at high defocus (the point spread at
   2 µm defocus reaches ~100 Å at 4 Å resolution); multiplying the spectrum of an unpadded box
-  wraps that spread around the edges. The render is made on a box of ``padded_box`` pixels
+  wraps that spread around the edges. The render is made on a canvas of ``padded_box`` pixels
   (default ``pad_factor · box``, 2×; the paper padded 80 to 300 px) and cropped. Only the pixels
   the Gaussians reach are splatted (see :mod:`cryogeom.imaging.projector`), so padding costs FFT
-  work, not splatting work.
+  work, not splatting work. Measured on a 214-residue cloud at D = 80, 1 Å/px, 2 µm defocus
+  (relative L2 difference from a 12× canvas): 1× 43%, 1.5× 8%, 2× 0.7%, 2.5× 2e-4, 3× 4e-6.
+  :func:`padded_box_for_ctf` gives a canvas that no point spread can wrap around.
 * Resolution: ``ForwardSettings(box=D', pixel_size_angstrom=p')`` with ``D'·p' = D·p`` renders the
   same field of view at a coarser pixel, as needed to compare with Fourier-downsampled data
   (:func:`cryogeom.imaging.fourier.fourier_crop`); :meth:`ForwardSettings.with_box` makes such
@@ -37,7 +39,7 @@ import scipy.fft
 import torch
 
 from cryogeom.errors import require
-from cryogeom.imaging.ctf import CTFParams, ctf_rfft2
+from cryogeom.imaging.ctf import CTFParams, ctf_point_spread_radius_angstrom, ctf_rfft2
 from cryogeom.imaging.fourier import centre_crop, filter_and_crop, fourier_crop_rfft2
 from cryogeom.imaging.grid import center_index
 from cryogeom.imaging.projector import DEFAULT_TRUNCATE_SIGMAS, splat_gaussians
@@ -85,6 +87,21 @@ class ForwardSettings:
         scale = box / self.box
         padded = None if self.padded_box is None else math.ceil(self.padded_box * scale - 1e-9)
         return dataclasses.replace(self, box=box, pixel_size_angstrom=self.pixel_size_angstrom / scale, padded_box=padded)
+
+
+def padded_box_for_ctf(
+    box: int, pixel_size_angstrom: float, *, defocus_max_angstrom: float, voltage_kv: float = 300.0, cs_mm: float = 2.7
+) -> int:
+    """The smallest fast-FFT canvas on which the CTF's point spread cannot wrap round into the box.
+
+    ``P >= box + r / p`` with r from :func:`cryogeom.imaging.ctf.ctf_point_spread_radius_angstrom`
+    up to the grid's corner frequency ``√2 / 2p`` at ``defocus_max_angstrom`` (the largest defocus
+    of the data, astigmatism included). E.g. 288 px for D = 80 at 1 Å/px and 2 µm (the paper used
+    300), 108 px for D = 40 at 2 Å/px. Pass it as ``ForwardSettings(padded_box=...)``.
+    """
+    require(box >= 1 and pixel_size_angstrom > 0, f"padded_box_for_ctf: expected box >= 1 and pixel_size_angstrom > 0, got {box}, {pixel_size_angstrom}")
+    spread = ctf_point_spread_radius_angstrom(defocus_max_angstrom, voltage_kv, cs_mm, math.sqrt(2.0) / (2.0 * pixel_size_angstrom))
+    return int(scipy.fft.next_fast_len(box + math.ceil(spread / pixel_size_angstrom), real=True))
 
 
 def pose_points(clouds_angstrom: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
@@ -155,4 +172,4 @@ class ForwardModel(torch.nn.Module):
         return centre_crop(torch.fft.irfft2(spectrum, s=(padded, padded)), s.box)
 
 
-__all__ = ["ForwardModel", "ForwardSettings", "pose_points"]
+__all__ = ["ForwardModel", "ForwardSettings", "padded_box_for_ctf", "pose_points"]
