@@ -301,3 +301,36 @@ def test_fast_gradient_equals_reference_inside_and_outside_the_guard(distance):
     ref, ref_grad = _loss_and_grad(pred, base, geometry_loss_reference)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def plain_pairs_loss(pred, base, pairs):
+    """The pair loss written out in float64 with plain autograd (a reference for the fast path)."""
+    pred, base = pred.double(), torch.as_tensor(base, dtype=torch.float64)
+    i, j = torch.as_tensor(pairs)[:, 0], torch.as_tensor(pairs)[:, 1]
+    d2 = ((pred[:, j] - pred[:, i]) ** 2).sum(-1)
+    d02 = ((base[j] - base[i]) ** 2).sum(-1)
+    eps = MIN_SQUARED_DISTANCE_ANGSTROM2
+    return ((torch.clamp(d2, min=eps).log() - torch.clamp(d02, min=eps).log()) ** 2).mean()
+
+
+def test_pairs_custom_backward_passes_gradcheck():
+    base = random_walk(8)
+    pairs = nearest_neighbour_pairs(base, 3)
+    pred = perturbed(base, 2, sigma=1.0).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: geometry_loss_pairs(p, base, pairs), (pred,))
+
+
+@pytest.mark.parametrize("distance", [None, 0.05, 0.0])
+def test_pairs_fast_path_equals_float64_autograd(distance, dtype):
+    base = random_walk(40, seed=11)
+    module = GeometryLoss(base, k=6)
+    pred64 = perturbed(base, 3, sigma=0.8, seed=12)
+    if distance is not None:  # residues 9 and 10 are bonded, so a listed pair
+        pred64[2, 10] = pred64[2, 9] + distance * torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64)
+    ref, ref_grad = _loss_and_grad(pred64, base, lambda p, b: plain_pairs_loss(p, b, module.pairs))
+    loss, grad = _loss_and_grad(pred64.to(dtype), base, lambda p, b: module(p))
+    assert loss.dtype == dtype
+    assert loss.item() == pytest.approx(ref.item(), rel=tol(dtype))
+    assert float((grad.double() - ref_grad).norm() / ref_grad.norm()) < tol(dtype)
+    with torch.no_grad():
+        assert module(pred64.to(dtype)).item() == pytest.approx(loss.item(), rel=tol(dtype))

@@ -27,8 +27,9 @@ Three ways to choose the pairs
   :func:`nearest_neighbour_pairs`, cost O(B · k · N);
 * all pairs closer than a cutoff in the base: :func:`pairs_within_cutoff`.
 
-The last two give a list of unordered pairs for :func:`geometry_loss_pairs`; each pair counts
-once, so with k = N − 1 the k-NN loss equals the all-pairs loss. :class:`GeometryLoss` holds the
+The last two give a list of unordered pairs for :func:`geometry_loss_pairs` (also with a
+hand-written gradient: one gather, one scatter-add); each pair counts once, so with k = N − 1
+the k-NN loss equals the all-pairs loss. :class:`GeometryLoss` holds the
 base structure and (optionally) the pair list, and moves with ``.to(device)``.
 :func:`geometry_loss_reference` is the slow, obviously-correct float64 version the fast path is
 tested against.
@@ -218,17 +219,69 @@ def _log_squared_distances(x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor
     return d2.clamp_min(MIN_SQUARED_DISTANCE_ANGSTROM2).log()
 
 
+def _pairs_loss_and_grad(pred: torch.Tensor, pairs: torch.Tensor, base_log_d2: torch.Tensor, with_grad: bool):
+    """Loss over listed pairs (0-dim) and, if ``with_grad``, dL/dpred [B, N, 3]; no autograd.
+
+    ``pairs`` [P, 2], ``base_log_d2`` [P] = log max(d⁰², ε). Works residue-major ([N, B, 3]) so
+    that gathers and scatter-adds move contiguous rows. With g = u / d² (0 where d² < ε),
+    dL/dp_j = −dL/dp_i = 4 g (p_j − p_i) / (B P) for each pair (i, j).
+    """
+    eps = MIN_SQUARED_DISTANCE_ANGSTROM2
+    n_batch = pred.shape[0]
+    n_pairs = pairs.shape[0]
+    x = pred.transpose(0, 1).contiguous()  # [N, B, 3]
+    i, j = pairs[:, 0], pairs[:, 1]
+    diff = x.index_select(0, j).sub_(x.index_select(0, i))  # [P, B, 3]
+    d2 = diff.square().sum(dim=-1)  # [P, B]
+    below = None
+    if with_grad and bool(d2.amin() < eps):
+        below = d2 < eps
+    d2.clamp_min_(eps)
+    u = torch.log(d2).sub_(base_log_d2[:, None])
+    loss = (torch.linalg.vector_norm(u, dim=0).to(torch.float64).square().sum() / (n_batch * n_pairs)).to(pred.dtype)
+    if not with_grad:
+        return loss, None
+    g = u.div_(d2)
+    if below is not None:
+        g.masked_fill_(below, 0.0)
+    w = diff.mul_(g.mul_(4.0 / (n_batch * n_pairs))[..., None])  # dL/dp_j of each pair
+    grad = torch.zeros_like(x).index_add_(0, j, w).index_add_(0, i, w, alpha=-1)
+    return loss, grad.transpose(0, 1)
+
+
+class _PairsGeometryLoss(torch.autograd.Function):
+    """L_geom over listed pairs with the gradient formed in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, pred, pairs, base_log_d2):
+        loss, grad = _pairs_loss_and_grad(pred, pairs, base_log_d2, with_grad=True)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None
+
+
+def _pairs_loss(pred: torch.Tensor, pairs: torch.Tensor, base_log_d2: torch.Tensor) -> torch.Tensor:
+    if pred.requires_grad and torch.is_grad_enabled():
+        return _PairsGeometryLoss.apply(pred, pairs, base_log_d2)
+    return _pairs_loss_and_grad(pred.detach(), pairs, base_log_d2, with_grad=False)[0]
+
+
 def geometry_loss_pairs(pred: torch.Tensor, base, pairs) -> torch.Tensor:
     """Geometry degradation loss over listed residue pairs: mean over batch and pairs.
 
     ``pred`` [B, N, 3] Å, ``base`` [N, 3] Å, ``pairs`` [P, 2] residue indices (each unordered pair
     listed once, e.g. from :func:`nearest_neighbour_pairs` or :func:`pairs_within_cutoff`).
-    Cost and memory O(B · P); plain autograd (gather forward, scatter-add backward).
+    Cost and memory O(B · P); hand-written gradient (gather, then scatter-add).
     """
     pred = _check_pred(pred, "geometry_loss_pairs")
     base = _check_base(base, pred.shape[1], "geometry_loss_pairs").to(dtype=pred.dtype, device=pred.device)
     pairs = _check_pairs(pairs, pred.shape[1], "geometry_loss_pairs").to(pred.device)
-    return (_log_squared_distances(pred, pairs) - _log_squared_distances(base, pairs)).square().mean()
+    return _pairs_loss(pred, pairs, _log_squared_distances(base, pairs))
 
 
 def _base_array(base, where: str) -> np.ndarray:
@@ -321,8 +374,7 @@ class GeometryLoss(torch.nn.Module):
         require(pred.shape[1] == self.n_residues,
                 f"GeometryLoss: pred has {pred.shape[1]} residues but base has {self.n_residues}")
         pairs = self.pairs.to(pred.device)
-        base_log_d2 = self.base_log_d2.to(dtype=pred.dtype, device=pred.device)
-        return (_log_squared_distances(pred, pairs) - base_log_d2).square().mean()
+        return _pairs_loss(pred, pairs, self.base_log_d2.to(dtype=pred.dtype, device=pred.device))
 
     def extra_repr(self) -> str:
         mode = "all pairs" if self.pairs is None else (f"k={self.k}" if self.k is not None else f"cutoff={self.cutoff_angstrom} Å")
