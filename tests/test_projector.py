@@ -9,8 +9,11 @@ from cryogeom.errors import InputError
 from cryogeom.imaging.projector import splat_gaussians
 
 
-def dense_splat_reference(points, sigma, mass, box, pixel_size):
-    """Eq. 3 summed literally over a dense [B, M, box, box] array in float64 (electrons per pixel)."""
+def dense_splat_reference(points, sigma, mass, box, pixel_size, truncate_sigmas=None):
+    """Eq. 3 summed literally over a dense [B, M, box, box] array in float64 (electrons per pixel).
+
+    With ``truncate_sigmas`` each Gaussian is cut to ``|dx|, |dy| < k σ`` as the fast path does.
+    """
     points, sigma, mass = (torch.as_tensor(t, dtype=torch.float64) for t in (points, sigma, mass))
     sigma = sigma.expand(points.shape[0], -1) if sigma.ndim == 1 else sigma
     mass = mass.expand(points.shape[0], -1) if mass.ndim == 1 else mass
@@ -20,6 +23,9 @@ def dense_splat_reference(points, sigma, mass, box, pixel_size):
     dy = yy - points[..., 1, None, None]
     s2 = (sigma * sigma)[..., None, None]
     pdf = torch.exp(-(dx * dx + dy * dy) / (2 * s2)) / (2 * math.pi * s2)
+    if truncate_sigmas is not None:
+        reach = truncate_sigmas * sigma[..., None, None]
+        pdf = pdf * (dx.abs() < reach) * (dy.abs() < reach)
     return (mass[..., None, None] * pdf * pixel_size**2).sum(1)
 
 
@@ -38,9 +44,28 @@ def test_matches_dense_reference(box, dtype):
     expected = dense_splat_reference(xyz, sigma, mass, box, 1.1)
     got = splat_gaussians(xyz.to(dtype), sigma.to(dtype), mass.to(dtype), box, 1.1)
     assert got.shape == (3, box, box) and got.dtype == dtype
+    if dtype == torch.float64:
+        truncated = dense_splat_reference(xyz, sigma, mass, box, 1.1, truncate_sigmas=6.0)
+        torch.testing.assert_close(got, truncated, atol=1e-13 * truncated.abs().max().item(), rtol=0)
     # Truncation at 6σ changes values by < 1.5e-8 of a peak; float32 rounding by ~1e-6.
     scale = expected.abs().max()
     assert (got.double() - expected).abs().max() / scale < (2e-6 if dtype == torch.float32 else 2e-8)
+
+
+@pytest.mark.parametrize("box", [72, 73])
+def test_off_centre_cluster_inside_the_box(box):
+    """Only the window the Gaussians reach is computed: different extents in x and y, all inside."""
+    xyz, sigma, mass = random_points(2, 8, 1.5, seed=2)
+    xyz[..., 1] *= 1.6
+    xyz = xyz + torch.tensor([-6.0, 4.0, 0.0], dtype=torch.float64)
+    expected = dense_splat_reference(xyz, sigma, mass, box, 0.8)
+    got = splat_gaussians(xyz, sigma, mass, box, 0.8)
+    torch.testing.assert_close(got, expected, atol=2e-8 * expected.abs().max().item(), rtol=0)
+    # Against the same truncation, every pixel the Gaussians reach must be there.
+    truncated = dense_splat_reference(xyz, sigma, mass, box, 0.8, truncate_sigmas=6.0)
+    torch.testing.assert_close(got, truncated, atol=1e-13 * expected.abs().max().item(), rtol=0)
+    for border in (got[:, :3], got[:, -3:], got[..., :3], got[..., -3:]):  # the window is inside
+        assert border.abs().max() == 0
 
 
 def test_per_particle_sigma_and_mass():
@@ -124,6 +149,11 @@ def test_points_outside_the_box_render_nothing_but_keep_the_graph():
     assert image.abs().max() == 0
     image.sum().backward()
     assert xyz.grad.abs().max() == 0
+
+
+def test_empty_clouds_render_zero_images():
+    assert splat_gaussians(torch.zeros(2, 0, 3), torch.zeros(0), torch.zeros(0), 8, 1.0).shape == (2, 8, 8)
+    assert splat_gaussians(torch.zeros(0, 3, 3), torch.ones(3), torch.ones(3), 8, 1.0).shape == (0, 8, 8)
 
 
 def test_bad_input_raises_one_line_errors():

@@ -120,16 +120,18 @@ def _per_point(values, name: str, batch: int, points: int, like: torch.Tensor) -
     return t
 
 
-def _support_window(centre: torch.Tensor, reach: torch.Tensor, box: int, origin: int, pixel_size: float) -> tuple[int, int]:
-    """Pixel index range [lo, hi) of the box that any Gaussian reaches (empty -> (0, 0))."""
+def _support_window(xy: torch.Tensor, reach: torch.Tensor, box: int, origin: int, pixel_size: float) -> tuple[int, int, int, int]:
+    """Pixel ranges ``x0, x1, y0, y1`` (half-open) of the box that any Gaussian reaches (one host sync)."""
     with torch.no_grad():
-        bounds = torch.stack([(centre - reach).min(), (centre + reach).max()]).div_(pixel_size).add_(origin)
-        low, high = bounds.tolist()
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return 0, box  # let NaN/inf propagate through the full computation
-    lo = max(0, min(box, math.floor(low)))
-    hi = max(lo, min(box, math.ceil(high) + 1))
-    return lo, hi
+        low = (xy - reach.unsqueeze(-1)).amin(dim=(0, 1))
+        high = (xy + reach.unsqueeze(-1)).amax(dim=(0, 1))
+        bounds = torch.cat([low, high]).div_(pixel_size).add_(origin).tolist()
+    if not all(math.isfinite(b) for b in bounds):
+        return 0, box, 0, box  # let NaN/inf propagate through the full computation
+    (x_low, y_low, x_high, y_high) = bounds
+    x0 = max(0, min(box, math.floor(x_low)))
+    y0 = max(0, min(box, math.floor(y_low)))
+    return x0, max(x0, min(box, math.ceil(x_high) + 1)), y0, max(y0, min(box, math.ceil(y_high) + 1))
 
 
 def splat_gaussians(
@@ -163,13 +165,13 @@ def splat_gaussians(
     origin = center_index(box) if centre_index is None else int(centre_index)
     sigma = _per_point(sigma_angstrom, "sigma_angstrom", batch, points, points_angstrom)
     mass = _per_point(mass_electrons, "mass_electrons", batch, points, points_angstrom)
+    if batch == 0 or points == 0:
+        return points_angstrom.new_zeros(batch, box, box) + 0.0 * points_angstrom.sum()  # keeps the graph
+    x0, x1, y0, y1 = _support_window(points_angstrom[..., :2].detach(), sigma.detach() * truncate_sigmas, box, origin, pixel)
+    if x1 == x0 or y1 == y0:
+        return points_angstrom.new_zeros(batch, box, box) + 0.0 * points_angstrom.sum()
     x = points_angstrom[..., 0]
     y = points_angstrom[..., 1]
-    reach = sigma.detach() * truncate_sigmas
-    x0, x1 = _support_window(x.detach(), reach, box, origin, pixel)
-    y0, y1 = _support_window(y.detach(), reach, box, origin, pixel)
-    if x1 == x0 or y1 == y0 or points == 0:
-        return points_angstrom.new_zeros(batch, box, box) + 0.0 * points_angstrom.sum()  # keeps the graph
     kwargs = dict(dtype=points_angstrom.dtype, device=points_angstrom.device)
     coords_x = (torch.arange(x0, x1, **kwargs) - origin) * pixel
     coords_y = (torch.arange(y0, y1, **kwargs) - origin) * pixel
