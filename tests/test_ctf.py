@@ -194,6 +194,8 @@ def test_from_values_broadcasts_and_validate_rejects_bad_values():
     assert p.batch_size == 3 and p.amplitude_contrast.shape == (3,)
     assert p.as_tensor().shape == (3, 7)
     assert CTFParams.from_values(defocus_u_angstrom=1e4, batch_size=5).batch_size == 5
+    scalars = CTFParams(*(torch.tensor(v) for v in (1e4, 1e4, 0.0, 300.0, 2.7, 0.1, 0.0)))
+    assert scalars.batch_size == 1 and ctf_rfft2(scalars, 8, 1.0).shape == (1, 8, 5)
     with pytest.raises(InputError, match="amplitude_contrast"):
         CTFParams.from_values(defocus_u_angstrom=1e4, amplitude_contrast=1.0).validate("particles.star")
     with pytest.raises(InputError, match="defocus_u_angstrom"):

@@ -105,7 +105,9 @@ class CTFParams:
 
     @property
     def batch_size(self) -> int:
-        return torch.broadcast_shapes(*(getattr(self, n).shape for n in self.field_names()))[0]
+        """B of the broadcast parameters (1 for scalars)."""
+        shape = torch.broadcast_shapes(*(torch.as_tensor(getattr(self, n)).shape for n in self.field_names()))
+        return shape[0] if len(shape) else 1
 
     @property
     def dtype(self) -> torch.dtype:
