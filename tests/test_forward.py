@@ -1,5 +1,7 @@
 """The composed forward model (paper appendix B, eqs. 2-5): pose, shift, padding, CTF, resolution."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -164,15 +166,9 @@ def test_coarse_render_matches_fourier_cropped_fine_render(box):
     assert (exact - target).abs().max() < 1e-10 * target.abs().max()
     # Point sampling at 3 Å aliases; oversampling 2× (1.5 Å) removes most of it.
     errors = [
-        relative_error(ForwardModel(dataclasses_replace(coarse, oversample=s))(clouds, rotations, shifts, None, sigma, mass), target) for s in (1, 2)
+        relative_error(ForwardModel(dataclasses.replace(coarse, oversample=s))(clouds, rotations, shifts, None, sigma, mass), target) for s in (1, 2)
     ]
     assert errors[0] > 0.02 and errors[1] < 0.1 * errors[0]
-
-
-def dataclasses_replace(settings, **changes):
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
 
 
 def test_gradcheck_through_pose_splat_ctf_and_oversampling():
