@@ -17,7 +17,10 @@ after one warm-up pass (``time.perf_counter``). Memory: ``resource.getrusage(RUS
 inputs are built, subtracted from the same after the timed passes: the extra peak resident memory
 the render needs. On a shared machine the times are indicative only.
 
-Prints one Markdown table row per case (command, date, machine, settings, results).
+Prints one Markdown table row per case (command, date, machine, settings, results). ``what``:
+``render`` is the whole forward model; with ``--compare-autograd`` also ``splat`` (the splat alone
+on the padded canvas, hand-written backward) and ``splat-autograd`` (the same render as plain
+torch ops through autograd, untruncated, over the whole canvas).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def run_case(case: str, batch: int, repeats: int, threads: int | None, splat: st
     settings = ForwardSettings(box, 1.0)
     model = ForwardModel(settings)
 
-    if splat == "custom":
+    if splat == "render":
 
         def step():
             clouds.grad = None
@@ -98,7 +101,7 @@ def run_case(case: str, batch: int, repeats: int, threads: int | None, splat: st
         def step():
             clouds.grad = None
             points = pose_points(clouds, rotations, shifts)
-            render = splat_gaussians if splat == "splat-custom" else _autograd_splat
+            render = splat_gaussians if splat == "splat" else _autograd_splat
             render(points, sigma, mass, settings.render_box, 1.0).square().sum().backward()
 
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--compare-autograd", action="store_true", help="also time the splat alone: custom backward vs plain autograd")
+    parser.add_argument("--compare-autograd", action="store_true", help="also time the splat alone: hand-written backward (splat) vs plain autograd")
     parser.add_argument("--_one", nargs=2, metavar=("CASE", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._one:
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
         load = ", load %.1f" % os.getloadavg()[0]
     except OSError:
         load = ""
-    whats = ["custom"] + (["splat-custom", "splat-autograd"] if args.compare_autograd else [])
+    whats = ["render"] + (["splat", "splat-autograd"] if args.compare_autograd else [])
     print("| command | date | machine | case | what | N | D | canvas | batch | threads | fwd+bwd s | images/s | peak MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases:
