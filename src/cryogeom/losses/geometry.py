@@ -47,10 +47,11 @@ from cryogeom.errors import InputError, require
 MIN_SQUARED_DISTANCE_ANGSTROM2 = 1e-2
 """ε (Å²): squared distances are clamped below at ε before the logarithm (0.1 Å)."""
 
-_BLOCK_ELEMENTS = 1 << 20
-"""Default number of pair distances (over the batch) held in one block of the all-pairs loss."""
-_MIN_CHUNK_ROWS = 16
-"""Fewest rows per block by default: per-block work on the columns ([B, N, 4]) must stay small."""
+DEFAULT_CHUNK_ROWS = 16
+"""Rows of the pair matrix per block of the all-pairs loss. Fewer rows make the per-block work on
+the columns ([B, N, 4]) and the Python overhead count; more rows spread the block's rows in space,
+which costs float32 digits in the gradient (see :func:`_all_pairs_loss_and_grad`). 16 was fastest
+at N = 214…3000, B = 16…128 on 2 CPU cores, with float32 gradients within ~1e-5 of float64."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,9 +132,7 @@ def _all_pairs_loss_and_grad(pred: torch.Tensor, base: torch.Tensor, chunk_rows:
     n_pairs = n_res * (n_res - 1) // 2
     xt = pred.transpose(1, 2).contiguous()  # [B, 3, N]
     x0t = base.T.contiguous()  # [3, N]
-    if chunk_rows is None:
-        chunk_rows = max(_MIN_CHUNK_ROWS, _BLOCK_ELEMENTS // max(1, n_batch * n_res))
-    chunk_rows = int(min(max(1, chunk_rows), n_res))
+    chunk_rows = int(min(max(1, DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows), n_res))
     lower = torch.ones(chunk_rows, chunk_rows, dtype=torch.bool, device=pred.device).tril()
     if with_grad:
         ones = torch.ones(n_batch, n_res, 1, dtype=pred.dtype, device=pred.device)
@@ -196,8 +195,10 @@ def geometry_loss(pred: torch.Tensor, base, *, chunk_rows: int | None = None) ->
 
     ``pred`` [B, N, 3] Å, ``base`` [N, 3] Å (array or tensor; treated as a constant, no gradient).
     Returns a 0-dim tensor in pred's dtype on pred's device. Memory O(B · chunk_rows · N);
-    ``chunk_rows`` (rows of the pair matrix per block) defaults to max(16, 2²⁰ / (B · N)): with
-    float32, about 12 · B · chunk_rows · N bytes of temporaries.
+    ``chunk_rows`` (rows of the pair matrix per block, default
+    :data:`DEFAULT_CHUNK_ROWS` = 16) sets the temporaries: about 9 · B · chunk_rows · N bytes in
+    float32 (e.g. 28 MB at B = 128, N = 1,500). In float32 the loss agrees with the float64
+    reference to ~1e-7 and the gradient to ~1e-5 (relative, Frobenius norm).
     Differentiable once (no double backward).
     """
     pred = _check_pred(pred, "geometry_loss")
