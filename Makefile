@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/cryogeom demo -o $(DEMO_DIR)
 
-test: install
+# The report test renders HTML in headless Chromium; install Debian's package where we can.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "note: could not install chromium; the report rendering test will be skipped"; \
+	  else echo "note: chromium not found; the report rendering test will be skipped"; fi; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 clean:
