@@ -1,0 +1,77 @@
+"""Score a trained run against ground truth: EMD-RMSD, RMSD, baselines, figures and an HTML report.
+
+On the run's held-out particles (the first K of RUN/validation_indices.npy; K = 4000 as in the
+paper, or all if fewer) predicts each conformation and compares it with the ground-truth frame
+the particle was simulated from: mean RMSD (each to its own frame, Kabsch), EMD-RMSD (optimal
+one-to-one pairing, paper appendix G) and two baselines (the base structure, and the mean
+ground-truth structure, predicted for every particle). Prints a table and writes
+RUN/evaluation.json, RUN/figures/*.png (per-residue errors, latent PCA, loss curves, images
+beside renders) and RUN/report.html.
+
+Examples:
+  cryogeom evaluate run/ --ground-truth sim/ground_truth.npz
+  cryogeom evaluate run/ --ground-truth sim/ground_truth.npz --particles sim/particles.star -k 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cryogeom.cli._types import positive_int
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory written by cryogeom train")
+    p.add_argument("--ground-truth", required=True, help="ground_truth.npz written by cryogeom simulate with the particles")
+    p.add_argument("--particles", help="the run's particle file (default: the one recorded in RUN/config.json)")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
+    p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")
+    p.add_argument("-k", type=positive_int, default=4000, help="validation particles to score (default 4000, as in the paper)")
+    p.add_argument("--n-images", type=positive_int, default=8, help="particles shown beside their renders (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from cryogeom.evaluate import figures
+    from cryogeom.evaluate.evaluation import evaluate_run, evaluation_record, format_table, write_json_atomic
+    from cryogeom.evaluate.renders import images_and_renders
+    from cryogeom.evaluate.report import EVALUATION_NAME, FIGURES_DIR, write_report
+    from cryogeom.evaluate.run_files import read_metrics, require_run_dir, run_particles_path
+    from cryogeom.particles.read import read_particles
+    from cryogeom.train.run import load_run
+
+    start = time.perf_counter()
+    # Everything that can fail on bad input happens before anything is written.
+    run = load_run(args.run)
+    run_dir = require_run_dir(args.run)
+    metrics = read_metrics(run_dir)
+    particles_path = run_particles_path(run_dir, args.particles)
+    particles = read_particles(particles_path, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+    evaluation = evaluate_run(run, particles, args.ground_truth, k=args.k, batch_size=args.batch_size, progress=not args.no_progress)
+
+    t0 = time.perf_counter()
+    shown = evaluation.indices[: args.n_images]
+    images, renders = images_and_renders(run, particles, shown)
+    labels = [f"#{i} (frame {f})" for i, f in zip(shown, evaluation.frames[: args.n_images])]
+    figures_dir = run_dir / FIGURES_DIR
+    written = figures.ground_truth_figures(evaluation, figures_dir)
+    written += figures.run_figures(figures_dir, metrics=metrics, z=evaluation.z, images=images, renders=renders, labels=labels)
+    evaluation.timings_seconds["figures"] = time.perf_counter() - t0
+    evaluation.timings_seconds["total"] = time.perf_counter() - start
+
+    record = evaluation_record(
+        evaluation, run_dir=run_dir, particles_path=particles_path, ground_truth_path=args.ground_truth,
+        figures=[p.relative_to(run_dir).as_posix() for p in written],
+    )
+    write_json_atomic(run_dir / EVALUATION_NAME, record)
+    report = write_report(run_dir)
+    print(format_table(evaluation.scores, evaluation.k, evaluation.n_residues))
+    t = evaluation.timings_seconds
+    print(f"took {t['total']:.1f} s (predict {t['predict']:.1f} s, scores {t['scores']:.1f} s, figures {t['figures']:.1f} s)")
+    print(f"wrote {run_dir / EVALUATION_NAME}, {len(written)} figures in {figures_dir}, {report}")
+    return 0

@@ -1,0 +1,34 @@
+"""Particle images beside the network's renders of their predicted conformations.
+
+For each particle: the image as the network sees it (Fourier-downsampled to the training box,
+standardised on its background and, for inverted-contrast data, negated;
+:func:`cryogeom.train.images.prepare`) and the render of X(z) under the particle's own pose,
+shift and CTF, normalised like the data (paper Fig. 1 and appendix F). Agreement of the two is
+what the image loss measures; it needs no ground truth, so it works for real data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cryogeom.imaging.ctf import CTFParams
+from cryogeom.particles.dataset import ParticleDataset
+from cryogeom.train import images as image_prep
+
+
+@torch.no_grad()
+def images_and_renders(run, particles, indices) -> tuple[np.ndarray, np.ndarray]:
+    """(prepared images [B, D', D'], renders [B, D', D']) float32 for ``particles[indices]`` under ``run``.
+
+    ``run`` is a :class:`cryogeom.train.run.Run`; D' is the network's training box.
+    """
+    model = run.model
+    device = model.base_ca.device
+    dataset = ParticleDataset(particles, indices=np.asarray(indices, dtype=np.int64), downsample_box=model.renderer.settings.box)
+    batch = dataset.get_batch(np.arange(len(dataset)))
+    data = image_prep.prepare(batch["image"].to(device), run.calibration.invert_data)
+    rotations = batch["rotation"].to(device)
+    z = model.encode(data, rotations)
+    renders = model.render(model.decode(z), rotations, batch["shift_angstrom"].to(device), CTFParams.stack(batch["ctf"].to(device)))
+    return data.float().cpu().numpy(), renders.float().cpu().numpy()

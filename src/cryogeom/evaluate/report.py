@@ -1,0 +1,268 @@
+"""``RUN/report.html``: one self-contained page summarising a run.
+
+Built only from what the run directory holds, so it can be regenerated at any time:
+
+* accuracy from ``evaluation.json`` (``cryogeom evaluate``): EMD-RMSD, mean RMSD, both baselines,
+  the 3.8 Å line; failing that, the last validation scores recorded during training;
+* training from ``metrics.csv``: epochs, training time, images/s, final losses;
+* the configuration (``config.json``, ``calibration.json``);
+* every PNG in ``figures/``, embedded (base64), each linked to its file;
+* links (relative paths) to the output files: model, metrics, evaluation, predictions
+  (e.g. ``predict/*.dcd``) and analyses (e.g. ``analysis/*.pdb``) found in the run directory.
+
+No scripts, no external resources: the page opens offline in any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cryogeom.evaluate.evaluation import CA_CA_DISTANCE_ANGSTROM
+from cryogeom.evaluate.figures import CAPTIONS
+from cryogeom.evaluate.run_files import read_metrics, read_run_metadata
+
+REPORT_NAME = "report.html"
+EVALUATION_NAME = "evaluation.json"
+FIGURES_DIR = "figures"
+_TOP_LEVEL_FILES = (
+    ("model.pt", "trained network (weights and configuration)"),
+    ("checkpoint.pt", "checkpoint for --resume"),
+    ("metrics.csv", "one row per epoch: losses, images/s, validation"),
+    ("evaluation.json", "scores against ground truth (cryogeom evaluate)"),
+    ("config.json", "every setting, version, command line"),
+    ("calibration.json", "contrast polarity and output normalisation"),
+    ("base.pdb", "base structure"),
+    ("validation_indices.npy", "held-out particles"),
+    ("training_indices.npy", "training particles"),
+)
+_SKIP_DIRS = {FIGURES_DIR, "tensorboard"}
+_MAX_LISTED_FILES = 200
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #1d2330; background: #ffffff; padding: 0 1em; line-height: 1.45; }
+h1 { font-size: 1.6em; border-bottom: 3px solid #2f6fb3; padding-bottom: 0.2em; }
+h2 { font-size: 1.25em; color: #2f6fb3; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #c9d3e0; padding: 0.25em 0.7em; text-align: left; vertical-align: top; }
+th { background: #eef3fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.headline td { font-weight: bold; background: #fff6d8; }
+.note { color: #5a6478; font-size: 0.9em; }
+figure { margin: 1em 0 2em 0; }
+figure img { max-width: 100%; border: 1px solid #dde3ec; }
+figcaption { font-size: 0.9em; color: #3a4356; max-width: 900px; }
+code { background: #f2f4f8; padding: 0 0.25em; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _angstrom(value) -> str:
+    return f"{float(value):.3f} Å"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _table(rows, header=None, headline_rows=()) -> str:
+    out = ["<table>"]
+    if header:
+        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>")
+    for i, row in enumerate(rows):
+        cls = ' class="headline"' if i in headline_rows else ""
+        cells = []
+        for cell in row:
+            if isinstance(cell, tuple):  # (text, attributes)
+                text, attrs = cell
+                cells.append(f"<td {attrs}>{_e(text)}</td>")
+            else:
+                cells.append(f"<td>{_e(cell)}</td>")
+        out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _accuracy_section(evaluation: dict | None, metrics) -> str:
+    if evaluation is not None:
+        emd = evaluation["emd_rmsd_angstrom"]
+        mean_line = evaluation["baseline_mean_structure_angstrom"]
+        verdict = (
+            "below the mean-structure line: the reconstruction has learned part of the motion"
+            if emd < mean_line
+            else "not below the mean-structure line: the reconstruction has not shown that it learned the motion"
+        )
+        rows = [
+            ("EMD-RMSD", (_angstrom(emd), 'class="num" id="emd-rmsd"'), "optimal one-to-one pairing of predictions with ground truth (paper App. G)"),
+            ("mean RMSD", (_angstrom(evaluation["rmsd_angstrom"]), 'class="num" id="rmsd"'), "each prediction against its own ground-truth frame"),
+            ("baseline: base structure", (_angstrom(evaluation["baseline_base_structure_angstrom"]), 'class="num" id="baseline-base"'),
+             "the base structure predicted for every particle (the paper's initialisation)"),
+            ("baseline: mean structure", (_angstrom(mean_line), 'class="num" id="baseline-mean"'),
+             "the mean ground-truth structure predicted for every particle"),
+            ("reference: Cα–Cα distance", (_angstrom(CA_CA_DISTANCE_ANGSTROM), 'class="num"'), "the field's good-backbone line"),
+        ]
+        timing = evaluation.get("timings_seconds", {})
+        note = (
+            f"K = {_e(evaluation.get('k'))} held-out particles, {_e(evaluation.get('n_residues'))} residues, "
+            f"{_e(evaluation.get('n_frames', '?'))} ground-truth frames; evaluated {_e(evaluation.get('created', ''))}"
+            + (f" in {sum(timing.values()):.1f} s" if timing else "")
+            + f". EMD-RMSD is {_e(verdict)}."
+        )
+        return "<h2>Accuracy (held-out particles)</h2>\n" + _table(rows, ("", "value", "meaning"), headline_rows=(0,)) + f'\n<p class="note">{note}</p>'
+    if metrics is not None and "val_emd_rmsd" in metrics.columns and metrics["val_emd_rmsd"].notna().any():
+        last = metrics[metrics["val_emd_rmsd"].notna()].iloc[-1]
+        rows = [("EMD-RMSD", (_angstrom(last["val_emd_rmsd"]), 'class="num" id="emd-rmsd"'))]
+        for name, label in (("val_rmsd", "mean RMSD"), ("baseline_base_structure", "baseline: base structure"),
+                            ("baseline_mean_structure", "baseline: mean structure")):
+            if name in last and np.isfinite(last[name]):
+                rows.append((label, (_angstrom(last[name]), 'class="num"')))
+        return (
+            "<h2>Accuracy (validation during training)</h2>\n" + _table(rows, ("", "value"), headline_rows=(0,))
+            + f'\n<p class="note">Last validation pass of training (epoch {_e(int(last["epoch"]))}). '
+            "Run <code>cryogeom evaluate RUN/ --ground-truth ground_truth.npz</code> for the full evaluation.</p>"
+        )
+    return (
+        "<h2>Accuracy</h2>\n<p class=\"note\">No ground truth: accuracy is not known. For synthetic data, run "
+        "<code>cryogeom evaluate RUN/ --ground-truth ground_truth.npz</code>.</p>"
+    )
+
+
+def _training_section(metrics) -> str:
+    if metrics is None:
+        return '<h2>Training</h2>\n<p class="note">No metrics.csv yet.</p>'
+    last = metrics.iloc[-1]
+    rows = []
+
+    def add(label, column, fmt):
+        if column in metrics.columns and np.isfinite(float(last[column])):
+            rows.append((label, (fmt(float(last[column])), 'class="num"')))
+
+    add("epochs", "epoch", lambda v: f"{int(v)}")
+    add("optimiser steps", "step", lambda v: f"{int(v)}")
+    add("training time", "train_minutes", lambda v: f"{v:.2f} min")
+    if "images_per_s" in metrics.columns and metrics["images_per_s"].notna().any():
+        rows.append(("images/s (median over epochs)", (f"{float(np.nanmedian(metrics['images_per_s'])):.1f}", 'class="num"')))
+    add("final training loss", "train_loss", lambda v: f"{v:.5g}")
+    add("final image loss (training)", "train_image", lambda v: f"{v:.5g}")
+    add("final image loss (validation)", "val_image", lambda v: f"{v:.5g}")
+    add("final geometry loss", "train_geometry", lambda v: f"{v:.3g}")
+    add("final bond loss", "train_bond", lambda v: f"{v:.3g}")
+    add("final learning rate", "lr", lambda v: f"{v:.3g}")
+    return "<h2>Training</h2>\n" + _table(rows)
+
+
+def _configuration_section(meta: dict, calibration: dict | None) -> str:
+    rows = []
+    for key in ("particles", "n_particles", "base_structure", "n_residues", "box", "pixel_size_angstrom", "version", "torch", "started"):
+        if key in meta:
+            rows.append((key, meta[key]))
+    if meta.get("command_line"):
+        rows.append(("command line", " ".join(str(a) for a in meta["command_line"])))
+    if calibration:
+        rows.append(("contrast", "inverted (protein bright; negated before use)" if calibration.get("invert_data") else "protein dark"))
+    settings = meta.get("config", {})
+    setting_rows = [(key, json.dumps(value) if not isinstance(value, str) else value) for key, value in sorted(settings.items())]
+    return (
+        "<h2>Configuration</h2>\n" + _table(rows)
+        + ("\n<h3>Training settings</h3>\n" + _table(setting_rows, ("setting", "value")) if setting_rows else "")
+    )
+
+
+def _figures_section(run_dir: Path) -> str:
+    folder = run_dir / FIGURES_DIR
+    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if not pngs:
+        return '<h2>Figures</h2>\n<p class="note">No figures yet.</p>'
+    order = list(CAPTIONS)
+    pngs.sort(key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+    parts = ["<h2>Figures</h2>"]
+    for png in pngs:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        rel = f"{FIGURES_DIR}/{png.name}"
+        caption = CAPTIONS.get(png.name, png.stem.replace("_", " "))
+        parts.append(
+            f'<figure id="fig-{_e(png.stem)}"><a href="{_e(rel)}"><img alt="{_e(png.stem)}" src="data:image/png;base64,{data}"></a>'
+            f"<figcaption><code>{_e(rel)}</code>: {_e(caption)}</figcaption></figure>"
+        )
+    return "\n".join(parts)
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _files_section(run_dir: Path) -> str:
+    rows = []
+    for name, meaning in _TOP_LEVEL_FILES:
+        path = run_dir / name
+        if path.is_file():
+            rows.append((name, meaning, path.stat().st_size))
+    others = []
+    for sub in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS and not p.name.startswith(".")):
+        others += [p for p in sorted(sub.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    for path in others[:_MAX_LISTED_FILES]:
+        rows.append((path.relative_to(run_dir).as_posix(), "", path.stat().st_size))
+    lines = ["<h2>Files</h2>", "<table>", "<tr><th>file</th><th>size</th><th>content</th></tr>"]
+    for rel, meaning, size in rows:
+        lines.append(f'<tr><td><a href="{_e(rel)}">{_e(rel)}</a></td><td class="num">{_human_size(size)}</td><td>{_e(meaning)}</td></tr>')
+    if (run_dir / "tensorboard").is_dir():
+        lines.append('<tr><td><a href="tensorboard/">tensorboard/</a></td><td></td><td>TensorBoard logs (tensorboard --logdir)</td></tr>')
+    lines.append("</table>")
+    if len(others) > _MAX_LISTED_FILES:
+        lines.append(f'<p class="note">… and {len(others) - _MAX_LISTED_FILES} more files.</p>')
+    return "\n".join(lines)
+
+
+def build_report(run_dir) -> str:
+    """The HTML of the report for ``run_dir`` (see the module docstring)."""
+    from cryogeom import __version__
+
+    run_dir = Path(run_dir)
+    meta = read_run_metadata(run_dir)
+    metrics = read_metrics(run_dir)
+    evaluation = _read_json(run_dir / EVALUATION_NAME)
+    if evaluation is not None and not all(k in evaluation for k in ("emd_rmsd_angstrom", "rmsd_angstrom", "baseline_mean_structure_angstrom", "baseline_base_structure_angstrom")):
+        evaluation = None
+    calibration = _read_json(run_dir / "calibration.json")
+    title = f"cryogeom report: {run_dir.resolve().name}"
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
+        _accuracy_section(evaluation, metrics),
+        _training_section(metrics),
+        _figures_section(run_dir),
+        _files_section(run_dir),
+        _configuration_section(meta, calibration),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def write_report(run_dir) -> Path:
+    """Write ``run_dir/report.html`` atomically; returns its path."""
+    from cryogeom.structure.io import atomic_output
+
+    run_dir = Path(run_dir)
+    text = build_report(run_dir)
+    path = run_dir / REPORT_NAME
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
