@@ -19,7 +19,7 @@ from cryogeom.simulate.scattering import (
     projected_potential_gaussians,
     scattering_coefficients,
 )
-from cryogeom.simulate.simulator import oversample_for
+from cryogeom.simulate.projection import oversample_for
 
 ELEMENTS = ["H", "C", "N", "O", "S", "P"]
 

@@ -116,8 +116,26 @@ def ice_phase_amplitude_rfft2(
     return amplitude
 
 
+def torch_generator(rng: np.random.Generator, device=None) -> torch.Generator:
+    """A torch generator on ``device`` seeded by one draw of ``rng`` (torch fills normals ~3x faster)."""
+    return torch.Generator(device=device if device is not None else "cpu").manual_seed(int(rng.integers(2**63)))
+
+
+def ice_phase_spectra(rngs, amplitude_rfft2: torch.Tensor) -> torch.Tensor:
+    """Random ice phase fields, one per generator of ``rngs`` [n], returned as their ``rfft2``
+    [n, box, box // 2 + 1] (dtype/device of the filter, :func:`ice_phase_amplitude_rfft2`).
+
+    Each field's white noise comes from :func:`torch_generator` of its own generator, so a field
+    does not depend on which others are drawn with it.
+    """
+    box = amplitude_rfft2.shape[-2]
+    device = amplitude_rfft2.device
+    noise = torch.empty(len(rngs), box, box, dtype=amplitude_rfft2.real.dtype, device=device)
+    for field, rng in zip(noise, rngs):
+        field.normal_(generator=torch_generator(rng, device))
+    return torch.fft.rfft2(noise).mul_(amplitude_rfft2)
+
+
 def ice_phase_spectrum(rng: np.random.Generator, amplitude_rfft2: torch.Tensor) -> torch.Tensor:
     """One random ice phase field, returned as its ``rfft2`` [box, box // 2 + 1] (dtype/device of the filter)."""
-    box = amplitude_rfft2.shape[-2]
-    noise = torch.from_numpy(rng.standard_normal((box, box))).to(dtype=amplitude_rfft2.real.dtype, device=amplitude_rfft2.device)
-    return torch.fft.rfft2(noise) * amplitude_rfft2
+    return ice_phase_spectra([rng], amplitude_rfft2)[0]

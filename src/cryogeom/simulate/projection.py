@@ -40,12 +40,20 @@ from cryogeom.errors import InputError
 
 
 def pose_atoms(atoms_angstrom: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
-    """Image-plane positions [B, A, 2] (Å; x, y) of atoms [A, 3] at poses [B, 3, 3] and shifts [B, 2].
+    """Image-plane positions [B, A, 2] (Å; x, y) of atoms [A, 3] (or one set per pose, [B, A, 3]) at
+    poses [B, 3, 3] and shifts [B, 2].
 
     ``r' = R r + (dx, dy, 0)`` and projection along z (:mod:`cryogeom.imaging.rotations`).
     """
-    moved = torch.einsum("bij,aj->bai", rotations[:, :2, :], atoms_angstrom)
+    moved = torch.matmul(atoms_angstrom, rotations[:, :2, :].transpose(-1, -2))
     return moved + shifts_angstrom[:, None, :]
+
+
+def oversample_for(b_total_angstrom2: float, pixel_size_angstrom: float) -> int:
+    """Oversampling of :func:`project_atoms` that keeps aliasing below ~1e-4 of the image (measured
+    in the tests): 2 if the total B-factor is >= 10 pixel², 3 if >= 3 pixel², else 4."""
+    b = b_total_angstrom2 / pixel_size_angstrom**2
+    return 2 if b >= 10 else 3 if b >= 3 else 4
 
 
 def _sinc_deconvolution(box: int, oversample: int, *, dtype, device) -> torch.Tensor:

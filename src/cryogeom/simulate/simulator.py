@@ -48,11 +48,11 @@ import torch
 
 from cryogeom.errors import require
 from cryogeom.imaging.ctf import CTFParams, ctf_rfft2, electron_wavelength_angstrom
-from cryogeom.imaging.fourier import centre_crop, centre_pad
 from cryogeom.imaging.rotations import random_rotations
 from cryogeom.simulate.detector import expected_counts, normalise_relion, shot_noise
-from cryogeom.simulate.ice import IceModel, ice_phase_amplitude_rfft2, ice_phase_spectrum
-from cryogeom.simulate.projection import pose_atoms, project_atoms
+from cryogeom.simulate.fourier_projection import GriddingProjector
+from cryogeom.simulate.ice import IceModel, ice_phase_amplitude_rfft2, ice_phase_spectra
+from cryogeom.simulate.projection import pose_atoms
 from cryogeom.simulate.scattering import interaction_constant, projected_potential_gaussians
 from cryogeom.simulate.solvent import displaced_solvent_gaussians
 
@@ -79,7 +79,7 @@ class SimulationConfig:
     displace_solvent: bool = True  # with ice: each atom removes its volume of ice (solvent.py)
     noiseless: bool = False
     normalise: str = "relion"
-    oversample: int | None = None  # projection oversampling; None: chosen from the B-factors
+    oversample: int | None = None  # projection gridding upsampling (fourier_projection.py); None: 2
     padded_box: int | None = None  # CTF canvas; None: chosen so the point spread does not wrap
 
     def validate(self) -> "SimulationConfig":
@@ -103,7 +103,7 @@ class SimulationConfig:
             f"astigmatism: expected less than twice the minimum defocus, got {self.astigmatism_max_angstrom!r} Å",
         )
         require(self.normalise in NORMALISATIONS, f"normalise: expected one of {', '.join(NORMALISATIONS)}, got {self.normalise!r}")
-        require(self.oversample is None or (int(self.oversample) == self.oversample and 1 <= self.oversample <= 8), f"oversample: expected an integer in 1..8, got {self.oversample!r}")
+        require(self.oversample is None or (int(self.oversample) == self.oversample and 2 <= self.oversample <= 8), f"oversample: expected an integer in 2..8, got {self.oversample!r}")
         require(self.padded_box is None or self.padded_box >= self.box, f"padded_box: expected an integer >= box ({self.box}), got {self.padded_box!r}")
         return self
 
@@ -222,13 +222,6 @@ class AtomicEnsemble:
         return float(np.sqrt((self.atoms_angstrom**2).sum(-1)).max())
 
 
-def oversample_for(b_total_angstrom2: float, pixel_size_angstrom: float) -> int:
-    """Projection oversampling that keeps aliasing below ~1e-4 of the image (measured in the tests):
-    2 if the total B-factor is >= 10 pixel², 3 if >= 3 pixel², else 4."""
-    b = b_total_angstrom2 / pixel_size_angstrom**2
-    return 2 if b >= 10 else 3 if b >= 3 else 4
-
-
 def point_spread_radius_angstrom(config: SimulationConfig) -> float:
     """Largest displacement (Å) the CTF gives any frequency of the image: max over q up to the corner
     of the Fourier box (√2 / (2·pixel)) of ``|λ f q - Cs λ³ q³|`` at the largest defocus (the
@@ -251,11 +244,16 @@ def padded_box_for(config: SimulationConfig, splat_box: int) -> int:
     return int(scipy.fft.next_fast_len(need, real=True))
 
 
+#: Images rendered together inside a chunk: enough to amortise the per-call overhead, few enough
+#: that one pass's grids and canvases (~1-2 MB) stay in a core's cache.
+IMAGES_PER_PASS = 4
+
+
 class ImageFormation:
     """Renders particles of an :class:`AtomicEnsemble` under a :class:`SimulationConfig` (module docstring).
 
     Picklable (it is sent once to each worker process). ``dtype`` float32 is the fast default;
-    float64 for checks.
+    float64 for checks (and a wider, more accurate gridding kernel).
     """
 
     def __init__(self, ensemble: AtomicEnsemble, config: SimulationConfig, *, dtype=torch.float32, device=None):
@@ -272,7 +270,7 @@ class ImageFormation:
         self.weight = torch.as_tensor(weight, dtype=dtype, device=device)
         self.sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
         self.interaction_constant = interaction_constant(config.voltage_kv)
-        self.oversample = config.oversample or oversample_for(b_total, config.pixel_size_angstrom)
+        self.oversample = config.oversample or 2
         # The projection canvas holds every atom of every frame at any pose and shift, plus the
         # widest Gaussian term (5 σ).
         reach = ensemble.radius_angstrom() + config.shift_max_angstrom + 5 * float(sigma.max())
@@ -282,6 +280,12 @@ class ImageFormation:
             self.padded_box >= self.splat_box,
             f"padded_box: expected at least {self.splat_box} pixels to hold the molecule, got {self.padded_box}",
         )
+        self.projector = GriddingProjector(weight, sigma, self.splat_box, config.pixel_size_angstrom, upsampling=self.oversample, dtype=dtype, device=device)
+        self._atoms = torch.as_tensor(ensemble.atoms_angstrom, dtype=dtype, device=device)
+        # On the CTF canvas the projection canvas occupies pixels 0 … splat_box - 1 (intensity()),
+        # so the output box is the canvas's pixels splat_box // 2 - box // 2 + (0 … box - 1), mod P.
+        first = self.splat_box // 2 - config.box // 2
+        self._box_pixels = torch.as_tensor((first + np.arange(config.box)) % self.padded_box, device=device)
         self.ice_filter = None
         if config.ice_thickness_angstrom > 0:
             filt = ice_phase_amplitude_rfft2(
@@ -294,30 +298,53 @@ class ImageFormation:
             self.ice_filter = torch.as_tensor(filt, dtype=dtype, device=device)
 
     # -- stages ---------------------------------------------------------------------------------
+    def positions(self, params: ParticleParameters) -> torch.Tensor:
+        """Image-plane positions [n, A, 2] (Å; x, y) of the particles' posed atoms (step 1)."""
+        atoms = self._atoms[torch.as_tensor(params.frame, device=self.device)]
+        rotations = torch.as_tensor(params.rotations, dtype=self.dtype, device=self.device)
+        shifts = torch.as_tensor(params.shifts_angstrom, dtype=self.dtype, device=self.device)
+        return pose_atoms(atoms, rotations, shifts)
+
+    def projected_potential_spectrum(self, params: ParticleParameters) -> torch.Tensor:
+        """``rfft2`` [n, splat_box, splat_box // 2 + 1] of :meth:`projected_potential` (step 1,
+        :class:`~cryogeom.simulate.fourier_projection.GriddingProjector`)."""
+        positions = self.positions(params)
+        return torch.cat([self.projector.spectrum(positions[s : s + IMAGES_PER_PASS]) for s in range(0, len(params), IMAGES_PER_PASS)])
+
     def projected_potential(self, params: ParticleParameters) -> torch.Tensor:
         """Band-limited projected potential [n, splat_box, splat_box] (V·Å) of the posed atoms, with
         the atom and envelope B-factors (step 1)."""
+        return torch.fft.irfft2(self.projected_potential_spectrum(params), s=(self.splat_box,) * 2)
+
+    def phase_spectrum(self, params: ParticleParameters) -> torch.Tensor:
+        """``rfft2`` [n, P, P // 2 + 1] of the protein's phase ``σ_e V_z`` on the CTF canvas (step 2).
+
+        The projection canvas is zero-padded to P pixels *after* its last row and column (its
+        pixel 0 on canvas pixel 0, as ``rfft2(..., s=(P, P))`` pads): the canvas is periodic, the CTF
+        shift-invariant and the ice stationary, so where the molecule sits on it does not matter.
+        """
+        image = torch.fft.irfft2(self.projected_potential_spectrum(params), s=(self.splat_box,) * 2)
+        return torch.fft.rfft2(image.mul_(self.interaction_constant), s=(self.padded_box,) * 2)
+
+    def _intensity(self, params: ParticleParameters, rngs) -> torch.Tensor:
         cfg = self.config
-        images = torch.empty(len(params), self.splat_box, self.splat_box, dtype=self.dtype, device=self.device)
-        for i in range(len(params)):
-            atoms = torch.as_tensor(self.ensemble.atoms_angstrom[params.frame[i]], dtype=self.dtype, device=self.device)
-            rotation = torch.as_tensor(params.rotations[i : i + 1], dtype=self.dtype, device=self.device)
-            shift = torch.as_tensor(params.shifts_angstrom[i : i + 1], dtype=self.dtype, device=self.device)
-            positions = pose_atoms(atoms, rotation, shift)
-            images[i] = project_atoms(positions, self.weight, self.sigma, self.splat_box, cfg.pixel_size_angstrom, oversample=self.oversample)[0]
-        return images
+        spectrum = self.phase_spectrum(params)
+        if self.ice_filter is not None and rngs is not None:
+            spectrum += ice_phase_spectra(rngs, self.ice_filter)
+        spectrum *= ctf_rfft2(params.ctf(cfg, dtype=self.dtype, device=self.device), self.padded_box, cfg.pixel_size_angstrom)
+        # irfft2 computed only for the box: the y transform, keep the box's rows, then the x transform.
+        rows = torch.fft.ifft(spectrum, dim=-2).index_select(-2, self._box_pixels)
+        contrast = torch.fft.irfft(rows, n=self.padded_box, dim=-1).index_select(-1, self._box_pixels)
+        return 1.0 + 2.0 * contrast
 
     def intensity(self, params: ParticleParameters, rngs=None) -> torch.Tensor:
         """Weak-phase image ``I`` [n, box, box] (1 = vacuum) (steps 2-3). ``rngs`` (one generator
         per particle) draw the ice; without them (or without ice) the image has no ice."""
-        cfg = self.config
-        phase = self.interaction_constant * self.projected_potential(params)
-        spectrum = torch.fft.rfft2(centre_pad(phase, self.padded_box))
-        if self.ice_filter is not None and rngs is not None:
-            spectrum = spectrum + torch.stack([ice_phase_spectrum(rng, self.ice_filter) for rng in rngs])
-        ctf = ctf_rfft2(params.ctf(cfg, dtype=self.dtype, device=self.device), self.padded_box, cfg.pixel_size_angstrom)
-        contrast = torch.fft.irfft2(ctf * spectrum, s=(self.padded_box, self.padded_box))
-        return 1.0 + 2.0 * centre_crop(contrast, cfg.box)
+        parts = []
+        for s in range(0, len(params), IMAGES_PER_PASS):
+            part = slice(s, s + IMAGES_PER_PASS)
+            parts.append(self._intensity(params[part], None if rngs is None else rngs[part]))
+        return torch.cat(parts)
 
     def images(self, params: ParticleParameters, first_index: int, seed: int) -> np.ndarray:
         """Output images float32 [n, box, box] of particles ``first_index …`` (steps 2-5)."""
@@ -330,4 +357,3 @@ class ImageFormation:
         if cfg.normalise == "relion":
             counts = normalise_relion(counts)
         return counts.astype(np.float32)
-
