@@ -1,0 +1,203 @@
+"""RUN/report.html: contents, links, self-containment, ``cryogeom report``, and rendering in headless Chromium."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from cryogeom.cli import main
+from cryogeom.evaluate import figures
+from cryogeom.evaluate.report import build_report, write_report
+
+EMD = 1.8765
+RMSD = 2.3456
+
+
+class _Page(HTMLParser):
+    """Collects the text of elements by id, every href and src, and the tags used."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_id, self.hrefs, self.srcs, self.tags, self._open = {}, [], [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if "href" in attrs:
+            self.hrefs.append(attrs["href"])
+        if "src" in attrs:
+            self.srcs.append(attrs["src"])
+        self._open.append(attrs.get("id"))
+        if attrs.get("id"):
+            self.by_id[attrs["id"]] = ""
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for element_id in self._open:
+            if element_id:
+                self.by_id[element_id] += data
+
+
+def parse(text) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def _metrics(rows=4, validation=True):
+    table = pd.DataFrame({
+        "epoch": np.arange(1, rows + 1), "step": 10 * np.arange(1, rows + 1), "train_minutes": np.linspace(1, 4, rows),
+        "train_loss": np.linspace(1.0, 0.9, rows), "train_image": np.linspace(1.0, 0.9, rows),
+        "train_geometry": np.geomspace(1e-5, 1e-3, rows), "train_bond": np.linspace(0.1, 0.01, rows),
+        "train_centering": 1e-6, "images_per_s": [900.0, 1000.0, 1100.0, 1200.0][:rows], "lr": 1e-3, "val_image": 0.95,
+    })
+    if validation:
+        table["val_rmsd"] = np.linspace(4.4, 2.6, rows)
+        table["val_emd_rmsd"] = np.linspace(4.4, 2.1, rows)
+        table["baseline_base_structure"] = 4.47
+        table["baseline_mean_structure"] = 2.19
+    return table
+
+
+@pytest.fixture
+def synthetic_run(tmp_path):
+    """A run directory as train + evaluate + predict + analyze leave it (no real model needed)."""
+    run = tmp_path / "run <1>"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({
+        "config": {"alpha": 0.05, "batch_size": 128, "lr": 0.001, "preset": "<script>alert(1)</script>"},
+        "particles": "/data/particles.star", "n_particles": 20000, "base_structure": "/data/adk.pdb",
+        "n_residues": 214, "box": 80, "pixel_size_angstrom": 1.0, "version": "0.1.0", "command_line": ["cryogeom", "train"],
+    }))
+    (run / "calibration.json").write_text(json.dumps({"invert_data": True, "mu0": 0.0, "s0": 1.0, "correlation": 0.3, "n_particles": 512}))
+    _metrics().to_csv(run / "metrics.csv", index=False)
+    (run / "evaluation.json").write_text(json.dumps({
+        "emd_rmsd_angstrom": EMD, "rmsd_angstrom": RMSD, "baseline_base_structure_angstrom": 4.47,
+        "baseline_mean_structure_angstrom": 2.19, "k": 4000, "n_residues": 214, "n_frames": 102,
+        "timings_seconds": {"predict": 3.0, "scores": 4.0}, "created": "2026-01-01 00:00:00",
+    }))
+    (run / "model.pt").write_bytes(b"weights")
+    (run / "predict").mkdir()
+    (run / "predict" / "conformations.dcd").write_bytes(b"\0" * 2048)
+    (run / "analysis").mkdir()
+    (run / "analysis" / "pc1_traversal.pdb").write_text("END\n")
+    figures.run_figures(run / "figures", metrics=_metrics())
+    return run
+
+
+def test_report_shows_the_numbers_links_and_embedded_figures(synthetic_run):
+    text = build_report(synthetic_run)
+    page = parse(text)
+    assert page.by_id["emd-rmsd"] == f"{EMD:.3f} Å"
+    assert page.by_id["rmsd"] == f"{RMSD:.3f} Å"
+    assert page.by_id["baseline-base"] == "4.470 Å" and page.by_id["baseline-mean"] == "2.190 Å"
+    for target in ("model.pt", "metrics.csv", "evaluation.json", "config.json", "predict/conformations.dcd",
+                   "analysis/pc1_traversal.pdb", "figures/loss_curves.png"):
+        assert target in page.hrefs, target
+    # Training summary: time, median images/s, epochs.
+    assert "4.00 min" in text and "1050.0" in text
+    # Self-contained: figures embedded byte for byte, nothing fetched, no scripts.
+    png = (synthetic_run / "figures" / "loss_curves.png").read_bytes()
+    assert page.srcs == ["data:image/png;base64," + base64.b64encode(png).decode()]
+    assert "script" not in page.tags
+    assert not any(link.startswith(("http:", "https:", "//")) for link in page.hrefs + page.srcs)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_report_without_evaluation_uses_the_training_validation_or_says_accuracy_is_unknown(synthetic_run):
+    (synthetic_run / "evaluation.json").unlink()
+    page = parse(build_report(synthetic_run))
+    assert page.by_id["emd-rmsd"] == f"{_metrics()['val_emd_rmsd'].iloc[-1]:.3f} Å"
+    _metrics(validation=False).to_csv(synthetic_run / "metrics.csv", index=False)
+    text = build_report(synthetic_run)
+    assert "emd-rmsd" not in parse(text).by_id
+    assert "accuracy is not known" in text
+
+
+def test_write_report_is_atomic_and_leaves_no_temporary_file(synthetic_run):
+    path = write_report(synthetic_run)
+    assert path == synthetic_run / "report.html"
+    assert not [p for p in synthetic_run.iterdir() if p.name.startswith(".")]
+
+
+# -- cryogeom report on a real run -------------------------------------------------------------
+
+
+def test_report_command_rebuilds_the_figures_that_need_no_ground_truth(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["report", str(run), "--no-progress"]) == 0
+    names = sorted(p.name for p in (run / "figures").iterdir())
+    assert names == sorted([figures.LOSS_CURVES, figures.LATENT, figures.IMAGES_RENDERS])
+    page = parse((run / "report.html").read_text())
+    assert all(src.startswith("data:image/png;base64,") for src in page.srcs) and len(page.srcs) == 3
+    assert "emd-rmsd" in page.by_id  # validation scores recorded during training
+
+
+def test_report_command_without_the_particle_file_still_writes_the_page(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "config.json").read_text())
+    meta["particles"] = str(tmp_path / "moved" / "particles.star")
+    (run / "config.json").write_text(json.dumps(meta))
+    assert main(["report", str(run)]) == 0
+    assert "skipping the latent and render figures" in capsys.readouterr().err
+    assert [p.name for p in (run / "figures").iterdir()] == [figures.LOSS_CURVES]
+
+
+def test_report_command_bad_input_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = sorted(run.rglob("*"))
+    assert main(["report", str(run), "--particles", str(tmp_path / "none.star")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.star: file not found" in err
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    assert sorted(run.rglob("*")) == before
+
+
+# -- rendering in a real browser ---------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+
+
+def run_chromium(tmp_path, *args) -> subprocess.CompletedProcess:
+    """Headless Chromium with a fresh profile, no network services, no GPU."""
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+        f"--user-data-dir={profile}", *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; `make test` does so where it can)")
+def test_report_renders_in_headless_chromium(synthetic_run, tmp_path):
+    report = write_report(synthetic_run)
+    url = report.resolve().as_uri()
+    dom = run_chromium(tmp_path, "--dump-dom", url).stdout
+    page = parse(dom)
+    assert page.by_id.get("emd-rmsd") == f"{EMD:.3f} Å", "the EMD-RMSD is not in the rendered DOM"
+
+    shot = tmp_path / "report.png"
+    run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,1600", url)
+    image = imread(shot)[..., :3]
+    assert image.shape[:2] == (1600, 1200)
+    colours = np.unique(np.round(image.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    assert image.std() > 0.05, "the screenshot is blank"
+    assert len(colours) > 50, f"the screenshot has only {len(colours)} colours"
