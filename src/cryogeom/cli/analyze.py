@@ -1,0 +1,163 @@
+"""Analyse a trained latent space: PCA, PC traversals, k-means clusters, and particle subsets.
+
+Computes the latent of every particle the run was trained on (or of --particles; or reads --z, a
+z.npy from cryogeom predict or from an earlier analysis) and writes into -o (default RUN/analysis):
+pca.json and pca.png (explained variance; PC1 vs PC2 density; PC histograms), pcs.npy (PC scores),
+pc1_traversal.pdb ... (conformations from the 5th to the 95th percentile of each PC, the others at
+the mean), labels.npy, clusters.json, cluster_centres.pdb and cluster_nearest.pdb (MODEL i+1 is
+cluster i; clusters are numbered from 0, largest first), z.npy (when computed) and analysis.json.
+Every PDB is a Cα trace in the base structure's frame, one MODEL per conformation. In ChimeraX:
+`open pc1_traversal.pdb` then `mseries #1` (or `mseries slider #1`) plays it; or
+`open pc1_traversal.pdb coordsets true` then `coordset #1` (or `coordset slider #1`).
+
+--select EXPR -o-star OUT.star writes the particles of a latent region as a subset of the RELION
+.star (every column kept): conditions joined by commas must all hold; cluster=3,5 means cluster 3
+or 5; pcK<X, pcK<=X, pcK>X, pcK>=X compare PC scores (latent units, as in pcs.npy and pca.png).
+Re-running with the same settings and latents rewrites identical outputs; other settings need
+--force (or another -o), as does an existing OUT.star.
+
+Examples:
+  cryogeom analyze run/
+  cryogeom analyze run/ --z run/analysis/z.npy --select cluster=3 -o-star cluster3.star
+  cryogeom analyze run/ --z run/analysis/z.npy --select "pc1>0.2,pc2<0" -o-star open.star
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cryogeom.cli._types import positive_int
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory written by cryogeom train")
+    p.add_argument("--particles", help="particles (default: the file the run was trained on, from RUN/config.json)")
+    p.add_argument("--z", help="latents z.npy [n, d] in particle-file order (from cryogeom predict or an earlier analysis); skips the encoder")
+    p.add_argument("-o", "--output", help="output directory (default RUN/analysis)")
+    p.add_argument("--pcs", type=positive_int, default=3, help="principal components to traverse and plot (default 3)")
+    p.add_argument("--traversal-points", type=positive_int, default=10, help="conformations per traversal (default 10, at least 2)")
+    p.add_argument("--clusters", type=positive_int, default=10, help="k of k-means (default 10)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="k-means seed (default 0)")
+    p.add_argument("--select", metavar="EXPR", help='latent region to export, e.g. cluster=3, cluster=3,5, "pc1<-0.5", "pc1>0.2,pc2<0"')
+    p.add_argument("-o-star", "--output-star", dest="output_star", metavar="OUT.star", help="where --select writes the .star subset")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--poses", help="cryoDRGN pose .pkl (with an .mrcs particle stack)")
+    p.add_argument("--ctf", help="cryoDRGN CTF .pkl (with an .mrcs particle stack)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default 256)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing analysis or OUT.star")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _trained_particles(run) -> tuple[str | None, int | None]:
+    """(particle file, number of particles) the run was trained on, from RUN/config.json."""
+    import json
+
+    try:
+        meta = json.loads((run.path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None, None
+    return meta.get("particles"), meta.get("n_particles")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from cryogeom.analysis.latent_analysis import AnalysisSettings, analyze_latents, check_outputs, write_analysis
+    from cryogeom.analysis.latents import count_star_particles, load_latents, predict_latents
+    from cryogeom.analysis.selection import parse_selection
+    from cryogeom.errors import InputError
+    from cryogeom.particles.read import read_particles
+    from cryogeom.particles.relion import write_star_subset
+    from cryogeom.structure.io import atomic_output
+    from cryogeom.train.run import load_run
+
+    # Cheap checks first: nothing is computed for a command that would fail at the end.
+    selection = parse_selection(args.select) if args.select is not None else None
+    if selection is not None and args.output_star is None:
+        raise InputError("--select: needs -o-star OUT.star, the file to write the selected particles to")
+    if args.output_star is not None and selection is None:
+        raise InputError("-o-star: given without --select EXPR (which particles to write)")
+    star_out = Path(args.output_star) if args.output_star is not None else None
+    if star_out is not None:
+        if star_out.suffix != ".star":
+            raise InputError(f"-o-star {star_out}: expected a .star file name")
+        if star_out.exists() and not args.force:
+            raise InputError(f"-o-star {star_out}: file exists; use --force to overwrite it")
+        if not star_out.parent.is_dir():
+            raise InputError(f"-o-star {star_out}: directory {star_out.parent} does not exist")
+    if args.traversal_points < 2:
+        raise InputError(f"--traversal-points: expected at least 2, got {args.traversal_points}")
+
+    run = load_run(args.run)
+    out = Path(args.output) if args.output is not None else run.path / "analysis"
+    settings = AnalysisSettings(n_pcs=args.pcs, n_points=args.traversal_points, n_clusters=args.clusters, seed=args.seed)
+    latent_dim = int(run.config.latent_dim)
+    if args.pcs > latent_dim:
+        raise InputError(f"--pcs: expected 1 to {latent_dim} (the run's latent dimension), got {args.pcs}")
+    check_outputs(out, settings, force=args.force)
+
+    trained_path, trained_n = _trained_particles(run)
+    particles_path = args.particles if args.particles is not None else trained_path
+    if particles_path is None and (args.z is None or selection is not None):
+        raise InputError(f"{run.path / 'config.json'}: names no particle file; give --particles")
+    if particles_path is not None and args.particles is None and not Path(particles_path).is_file() and (args.z is None or selection is not None):
+        raise InputError(f"{particles_path}: the particle file the run was trained on is not found; give --particles")
+    if selection is not None and Path(particles_path).suffix.lower() != ".star":
+        raise InputError(
+            f"--select: writes a subset of a RELION .star, but the particles are {particles_path}; "
+            "select from labels.npy / pcs.npy of the analysis instead"
+        )
+
+    if args.z is not None:
+        if selection is not None:
+            n_expected = count_star_particles(particles_path)
+        elif args.particles is not None:
+            n_expected = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf).n
+        else:
+            n_expected = trained_n
+        z = load_latents(args.z, latent_dim, n_expected)
+        source = {"latents": str(args.z)}
+    else:
+        particles = read_particles(particles_path, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+        if particles.n == 0:
+            raise InputError(f"{particles_path}: holds no particles")
+        z = predict_latents(run, particles, batch_size=args.batch_size, progress=not args.no_progress)
+        source = {"latents": "computed", "particles": str(particles_path)}
+
+    analysis = analyze_latents(z, settings)
+    keep = None
+    if selection is not None:
+        keep = selection.mask(analysis.pc_scores, analysis.clusters.labels, analysis.clusters.k)
+        if not keep.any():
+            raise InputError(f"--select {selection.text!r}: matches none of the {len(z)} particles")
+    check_outputs(out, settings, z, force=args.force)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if args.z is None:
+        with atomic_output(out / "z.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, z)
+    write_analysis(analysis, run, out, **source)
+
+    ratio = analysis.pca.explained_variance_ratio
+    shown = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(ratio[: settings.n_pcs]))
+    print(f"analysed {len(z)} latents ({latent_dim}-dimensional): explained variance {shown}")
+    print(f"k-means: {analysis.clusters.k} clusters of sizes {', '.join(map(str, analysis.clusters.sizes))}")
+    traversals = ", ".join(f"{t.name}_traversal.pdb" for t in analysis.traversals)
+    print(f"wrote {out}: pca.json, pca.png, pcs.npy, {traversals}, labels.npy, clusters.json, cluster_centres.pdb, cluster_nearest.pdb")
+    if selection is not None:
+        write_star_subset(particles_path, np.flatnonzero(keep), star_out, overwrite=args.force)
+        print(f"selected {int(keep.sum())} of {len(z)} particles ({selection}): {star_out}")
+    return 0
