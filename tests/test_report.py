@@ -92,6 +92,7 @@ def synthetic_run(tmp_path):
     (run / "analysis").mkdir()
     (run / "analysis" / "pc1_traversal.pdb").write_text("END\n")
     figures.run_figures(run / "figures", metrics=_metrics())
+    shutil.copy(run / "figures" / figures.LOSS_CURVES, run / "analysis" / "pca.png")  # as cryogeom analyze writes one
     return run
 
 
@@ -107,8 +108,9 @@ def test_report_shows_the_numbers_links_and_embedded_figures(synthetic_run):
     # Training summary: time, median images/s, epochs.
     assert "4.00 min" in text and "1050.0" in text
     # Self-contained: figures embedded byte for byte, nothing fetched, no scripts.
-    png = (synthetic_run / "figures" / "loss_curves.png").read_bytes()
-    assert page.srcs == ["data:image/png;base64," + base64.b64encode(png).decode()]
+    pngs = [(synthetic_run / rel).read_bytes() for rel in ("figures/loss_curves.png", "analysis/pca.png")]
+    assert page.srcs == ["data:image/png;base64," + base64.b64encode(png).decode() for png in pngs]
+    assert "analysis/pca.png" in page.hrefs
     assert "script" not in page.tags
     assert not any(link.startswith(("http:", "https:", "//")) for link in page.hrefs + page.srcs)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text

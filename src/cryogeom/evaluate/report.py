@@ -6,7 +6,8 @@ Built only from what the run directory holds, so it can be regenerated at any ti
   the 3.8 Å line; failing that, the last validation scores recorded during training;
 * training from ``metrics.csv``: epochs, training time, images/s, final losses;
 * the configuration (``config.json``, ``calibration.json``);
-* every PNG in ``figures/``, embedded (base64), each linked to its file;
+* every PNG in ``figures/`` and those other commands wrote into subdirectories (e.g.
+  ``analysis/pca.png``), embedded (base64), each linked to its file;
 * links (relative paths) to the output files: model, metrics, evaluation, predictions
   (e.g. ``predict/*.dcd``) and analyses (e.g. ``analysis/*.pdb``) found in the run directory.
 
@@ -43,6 +44,7 @@ _TOP_LEVEL_FILES = (
 )
 _SKIP_DIRS = {FIGURES_DIR, "tensorboard"}
 _MAX_LISTED_FILES = 200
+_MAX_OTHER_FIGURES = 20
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -180,22 +182,35 @@ def _configuration_section(meta: dict, calibration: dict | None) -> str:
     )
 
 
+def _other_pngs(run_dir: Path) -> list[Path]:
+    """PNGs written by other commands into subdirectories of the run (e.g. analysis/pca.png)."""
+    found = []
+    for sub in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS and not p.name.startswith(".")):
+        found += sorted(p for p in sub.rglob("*.png") if not p.name.startswith("."))
+    return found[:_MAX_OTHER_FIGURES]
+
+
+def _figure(run_dir: Path, png: Path, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    rel = png.relative_to(run_dir).as_posix()
+    return (
+        f'<figure id="fig-{_e(rel.replace("/", "-").removesuffix(".png"))}"><a href="{_e(rel)}">'
+        f'<img alt="{_e(rel)}" src="data:image/png;base64,{data}"></a>'
+        f"<figcaption><code>{_e(rel)}</code>: {_e(caption)}</figcaption></figure>"
+    )
+
+
 def _figures_section(run_dir: Path) -> str:
     folder = run_dir / FIGURES_DIR
-    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    if not pngs:
-        return '<h2>Figures</h2>\n<p class="note">No figures yet.</p>'
+    pngs = sorted(p for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else []
     order = list(CAPTIONS)
     pngs.sort(key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+    others = _other_pngs(run_dir)
+    if not pngs and not others:
+        return '<h2>Figures</h2>\n<p class="note">No figures yet.</p>'
     parts = ["<h2>Figures</h2>"]
-    for png in pngs:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        rel = f"{FIGURES_DIR}/{png.name}"
-        caption = CAPTIONS.get(png.name, png.stem.replace("_", " "))
-        parts.append(
-            f'<figure id="fig-{_e(png.stem)}"><a href="{_e(rel)}"><img alt="{_e(png.stem)}" src="data:image/png;base64,{data}"></a>'
-            f"<figcaption><code>{_e(rel)}</code>: {_e(caption)}</figcaption></figure>"
-        )
+    parts += [_figure(run_dir, png, CAPTIONS.get(png.name, png.stem.replace("_", " "))) for png in pngs]
+    parts += [_figure(run_dir, png, f"written by another command into {png.parent.relative_to(run_dir).as_posix()}/") for png in others]
     return "\n".join(parts)
 
 
