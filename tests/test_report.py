@@ -116,6 +116,15 @@ def test_report_shows_the_numbers_links_and_embedded_figures(synthetic_run):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+def test_report_warns_when_the_evaluation_is_older_than_the_model(synthetic_run):
+    evaluation = synthetic_run / "evaluation.json"
+    model_time = (synthetic_run / "model.pt").stat().st_mtime
+    os.utime(evaluation, (model_time + 60, model_time + 60))
+    assert "stale-evaluation" not in parse(build_report(synthetic_run)).by_id
+    os.utime(evaluation, (model_time - 60, model_time - 60))
+    assert "stale-evaluation" in parse(build_report(synthetic_run)).by_id
+
+
 def test_report_without_evaluation_uses_the_training_validation_or_says_accuracy_is_unknown(synthetic_run):
     (synthetic_run / "evaluation.json").unlink()
     page = parse(build_report(synthetic_run))

@@ -97,7 +97,7 @@ def _table(rows, header=None, headline_rows=()) -> str:
     return "\n".join(out)
 
 
-def _accuracy_section(evaluation: dict | None, metrics) -> str:
+def _accuracy_section(evaluation: dict | None, metrics, stale: bool = False) -> str:
     if evaluation is not None:
         emd = evaluation["emd_rmsd_angstrom"]
         mean_line = evaluation["baseline_mean_structure_angstrom"]
@@ -122,6 +122,11 @@ def _accuracy_section(evaluation: dict | None, metrics) -> str:
             + (f" in {sum(timing.values()):.1f} s" if timing else "")
             + f". EMD-RMSD is {_e(verdict)}."
         )
+        if stale:
+            note += (
+                ' <strong id="stale-evaluation">evaluation.json is older than model.pt: these scores are of an earlier '
+                "network; run cryogeom evaluate again.</strong>"
+            )
         return "<h2>Accuracy (held-out particles)</h2>\n" + _table(rows, ("", "value", "meaning"), headline_rows=(0,)) + f'\n<p class="note">{note}</p>'
     if metrics is not None and "val_emd_rmsd" in metrics.columns and metrics["val_emd_rmsd"].notna().any():
         last = metrics[metrics["val_emd_rmsd"].notna()].iloc[-1]
@@ -244,6 +249,11 @@ def _files_section(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _older_than_model(path: Path, run_dir: Path) -> bool:
+    model = run_dir / "model.pt"
+    return model.is_file() and path.stat().st_mtime < model.stat().st_mtime
+
+
 def build_report(run_dir) -> str:
     """The HTML of the report for ``run_dir`` (see the module docstring)."""
     from cryogeom import __version__
@@ -259,7 +269,7 @@ def build_report(run_dir) -> str:
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
-        _accuracy_section(evaluation, metrics),
+        _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / EVALUATION_NAME, run_dir)),
         _training_section(metrics),
         _figures_section(run_dir),
         _files_section(run_dir),
