@@ -35,7 +35,6 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from cryogeom.evaluate import figures
     from cryogeom.evaluate.evaluation import evaluate_run, evaluation_record, format_table, write_json_atomic
