@@ -32,6 +32,7 @@ is subtracted by :mod:`cryogeom.simulate.solvent`), inelastic scattering by the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,19 +122,40 @@ def torch_generator(rng: np.random.Generator, device=None) -> torch.Generator:
     return torch.Generator(device=device if device is not None else "cpu").manual_seed(int(rng.integers(2**63)))
 
 
+def _unit_hermitian_gaussian(rngs, box: int, *, dtype, device) -> torch.Tensor:
+    """:func:`white_noise_rfft2` divided by ``box / √2`` (real and imaginary parts N(0, 1))."""
+    half = box // 2 + 1
+    parts = torch.empty(len(rngs), box, half, 2, dtype=dtype, device=device)
+    for field, rng in zip(parts, rngs):
+        field.normal_(generator=torch_generator(rng, device))
+    noise = torch.view_as_complex(parts)
+    mirror = (-torch.arange(box, device=device)) % box
+    for column in (0, box // 2) if box % 2 == 0 else (0,):
+        values = noise[..., column]
+        noise[..., column] = (values + values[..., mirror].conj()) / math.sqrt(2)
+    return noise
+
+
+def white_noise_rfft2(rngs, box: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``rfft2`` [n, box, box // 2 + 1] of n images of i.i.d. N(0, 1) pixels, drawn directly in
+    Fourier space (one generator of ``rngs`` per image, through :func:`torch_generator`).
+
+    The coefficients of ``rfft2(w)`` are independent complex Gaussians with ``E|X|² = box²`` (real and
+    imaginary parts of variance box²/2), except that the columns ``k_x = 0`` and, for an even box,
+    ``k_x = box/2`` are Hermitian in ``k_y`` (``X[-k_y] = conj X[k_y]``, real where ``k_y = -k_y``):
+    this draws exactly that distribution, without the transform.
+    """
+    return _unit_hermitian_gaussian(rngs, box, dtype=dtype, device=device).mul_(box / math.sqrt(2))
+
+
 def ice_phase_spectra(rngs, amplitude_rfft2: torch.Tensor) -> torch.Tensor:
     """Random ice phase fields, one per generator of ``rngs`` [n], returned as their ``rfft2``
-    [n, box, box // 2 + 1] (dtype/device of the filter, :func:`ice_phase_amplitude_rfft2`).
-
-    Each field's white noise comes from :func:`torch_generator` of its own generator, so a field
-    does not depend on which others are drawn with it.
+    [n, box, box // 2 + 1] (dtype/device of the filter, :func:`ice_phase_amplitude_rfft2`): the
+    filter times :func:`white_noise_rfft2`. A field does not depend on which others are drawn with it.
     """
     box = amplitude_rfft2.shape[-2]
-    device = amplitude_rfft2.device
-    noise = torch.empty(len(rngs), box, box, dtype=amplitude_rfft2.real.dtype, device=device)
-    for field, rng in zip(noise, rngs):
-        field.normal_(generator=torch_generator(rng, device))
-    return torch.fft.rfft2(noise).mul_(amplitude_rfft2)
+    noise = _unit_hermitian_gaussian(rngs, box, dtype=amplitude_rfft2.real.dtype, device=amplitude_rfft2.device)
+    return noise.mul_(amplitude_rfft2 * (box / math.sqrt(2)))
 
 
 def ice_phase_spectrum(rng: np.random.Generator, amplitude_rfft2: torch.Tensor) -> torch.Tensor:

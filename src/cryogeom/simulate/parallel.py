@@ -38,7 +38,8 @@ def render_chunks(
 ) -> Iterator[np.ndarray]:
     """Yield the images of all particles as float32 chunks [k, box, box], in particle order.
 
-    ``workers`` > 1 renders chunks in that many processes (one torch thread each). Every
+    ``workers`` > 1 renders chunks in that many processes, otherwise in this one; one torch thread
+    each (the previous setting is restored when the iterator ends). Every
     particle's noise comes from its own seed (:func:`~cryogeom.simulate.simulator.particle_rng`), so
     the images do not depend on ``workers`` or ``chunk_size``. ``progress`` shows a tqdm bar.
     """
@@ -46,10 +47,17 @@ def render_chunks(
     tasks = [(params[s : s + chunk_size], s, seed) for s in range(0, n, chunk_size)]
     with tqdm(total=n, unit="img", desc="simulate", disable=not progress) as bar:
         if workers <= 1:
-            for task in tasks:
-                images = formation.images(*task)
-                bar.update(len(images))
-                yield images
+            # One torch thread here too: the rendering's operations are too small to gain from
+            # intra-op threads, which cost far more than they save when the cores are busy.
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for task in tasks:
+                    images = formation.images(*task)
+                    bar.update(len(images))
+                    yield images
+            finally:
+                torch.set_num_threads(threads)
             return
         # fork (Linux) starts at once and shares the formation's arrays, as torch's DataLoader
         # workers do; elsewhere spawn (each worker imports the package and unpickles the formation).

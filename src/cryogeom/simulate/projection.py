@@ -1,4 +1,10 @@
-"""All-atom projection: the band-limited projected potential of posed atoms on a pixel grid.
+"""All-atom projection in real space: the band-limited projected potential of posed atoms on a pixel grid.
+
+The simulator computes the same image in Fourier space, faster and independent of how narrow the
+atoms are (:mod:`cryogeom.simulate.fourier_projection`); this module keeps the pose convention
+(:func:`pose_atoms`), the direct float64 reference both are checked against
+(:func:`project_atoms_reference`) and the real-space splatting (:func:`project_atoms`), an
+independent second method for the tests.
 
 What is computed
 ----------------
