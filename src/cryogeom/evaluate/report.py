@@ -17,6 +17,7 @@ No scripts, no external resources: the page opens offline in any browser.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import json
 import time
@@ -41,6 +42,17 @@ _TOP_LEVEL_FILES = (
     ("base.pdb", "base structure"),
     ("validation_indices.npy", "held-out particles"),
     ("training_indices.npy", "training particles"),
+)
+# What files written by other commands hold (glob pattern on the file name -> description).
+_KNOWN_OUTPUTS = (
+    ("z.npy", "latent of each particle [n, d]"),
+    ("ca.npy", "predicted Cα of each particle [n, N, 3], Å"),
+    ("*.dcd", "predicted conformations as a trajectory (open topology.pdb first)"),
+    ("topology.pdb", "topology for the trajectory"),
+    ("pc*_traversal.pdb", "conformations along a principal component of z (one MODEL each)"),
+    ("cluster_centres.pdb", "conformations at the k-means cluster centres"),
+    ("cluster_nearest.pdb", "the particle nearest each cluster centre"),
+    ("pca.png", "latent PCA"),
 )
 _SKIP_DIRS = {FIGURES_DIR, "tensorboard"}
 _MAX_LISTED_FILES = 200
@@ -237,7 +249,8 @@ def _files_section(run_dir: Path) -> str:
     for sub in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS and not p.name.startswith(".")):
         others += [p for p in sorted(sub.rglob("*")) if p.is_file() and not p.name.startswith(".")]
     for path in others[:_MAX_LISTED_FILES]:
-        rows.append((path.relative_to(run_dir).as_posix(), "", path.stat().st_size))
+        meaning = next((text for pattern, text in _KNOWN_OUTPUTS if fnmatch.fnmatch(path.name, pattern)), "")
+        rows.append((path.relative_to(run_dir).as_posix(), meaning, path.stat().st_size))
     lines = ["<h2>Files</h2>", "<table>", "<tr><th>file</th><th>size</th><th>content</th></tr>"]
     for rel, meaning, size in rows:
         lines.append(f'<tr><td><a href="{_e(rel)}">{_e(rel)}</a></td><td class="num">{_human_size(size)}</td><td>{_e(meaning)}</td></tr>')
