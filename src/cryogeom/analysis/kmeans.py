@@ -45,7 +45,9 @@ def _lloyd(data: np.ndarray, k: int, rng: np.random.Generator, max_iter: int, to
     """One k-means++-seeded run to convergence: (centres [k, d], labels [n])."""
     shift_tol = tol * float(data.var(axis=0).mean())
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # kmeans2 warns about exact duplicates in '++' seeding
+        # Seeding identical latents divides 0 by 0 inside kmeans2; the empty cluster that follows
+        # raises ClusterError, which discards the restart.
+        warnings.simplefilter("ignore", RuntimeWarning)
         centres, labels = kmeans2(data, k, iter=1, minit="++", missing="raise", seed=rng)
     for _ in range(max_iter):
         new_centres, new_labels = kmeans2(data, centres, iter=1, minit="matrix", missing="raise")

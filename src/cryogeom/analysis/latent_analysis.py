@@ -124,11 +124,14 @@ def check_outputs(out_dir: str | os.PathLike, settings: AnalysisSettings, z=None
         except (OSError, ValueError):
             previous = None
     wanted = manifest(settings, z)
-    if not isinstance(previous, dict) or any(previous.get(key) != value for key, value in wanted.items()):
+    if not isinstance(previous, dict):
         shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise InputError(f"{out}: already holds {shown}; use --force to overwrite or -o for another directory")
+    differ = [key for key, value in wanted.items() if previous.get(key) != value]
+    if differ:
+        what = ", ".join("other latents" if key == "latents_sha256" else f"{key}={previous.get(key)}" for key in differ)
         raise InputError(
-            f"{out}: already holds an analysis ({shown}) made with other settings or latents; "
-            "use --force to overwrite it or -o for another directory"
+            f"{out}: already holds an analysis made with {what}; use --force to overwrite it or -o for another directory"
         )
 
 

@@ -114,6 +114,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"{run.path / 'config.json'}: names no particle file; give --particles")
     if particles_path is not None and args.particles is None and not Path(particles_path).is_file() and (args.z is None or selection is not None):
         raise InputError(f"{particles_path}: the particle file the run was trained on is not found; give --particles")
+    if star_out is not None and star_out.exists() and star_out.resolve() == Path(particles_path).resolve():
+        raise InputError(f"-o-star {star_out}: is the particle file itself; choose another name")
     if selection is not None and Path(particles_path).suffix.lower() != ".star":
         raise InputError(
             f"--select: writes a subset of a RELION .star, but the particles are {particles_path}; "
