@@ -58,15 +58,27 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _trained_particles(run) -> tuple[str | None, int | None]:
-    """(particle file, number of particles) the run was trained on, from RUN/config.json."""
+def _particle_file(args: argparse.Namespace, run, needed: bool) -> tuple[str | None, int | None]:
+    """(particle file, its particle count if known from the run) — --particles, else the file the
+    run was trained on (RUN/config.json). ``needed``: the file itself will be read."""
     import json
+    from pathlib import Path
 
+    from cryogeom.errors import InputError
+
+    if args.particles is not None:
+        return args.particles, None
+    config = run.path / "config.json"
     try:
-        meta = json.loads((run.path / "config.json").read_text())
+        meta = json.loads(config.read_text())
     except (OSError, ValueError):
-        return None, None
-    return meta.get("particles"), meta.get("n_particles")
+        meta = {}
+    path, n = meta.get("particles"), meta.get("n_particles")
+    if needed and path is None:
+        raise InputError(f"{config}: names no particle file; give --particles")
+    if needed and not Path(path).is_file():
+        raise InputError(f"{path}: the particle file the run was trained on is not found; give --particles")
+    return path, n
 
 
 def main(args: argparse.Namespace) -> int:
@@ -108,12 +120,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--pcs: expected 1 to {latent_dim} (the run's latent dimension), got {args.pcs}")
     check_outputs(out, settings, force=args.force)
 
-    trained_path, trained_n = _trained_particles(run)
-    particles_path = args.particles if args.particles is not None else trained_path
-    if particles_path is None and (args.z is None or selection is not None):
-        raise InputError(f"{run.path / 'config.json'}: names no particle file; give --particles")
-    if particles_path is not None and args.particles is None and not Path(particles_path).is_file() and (args.z is None or selection is not None):
-        raise InputError(f"{particles_path}: the particle file the run was trained on is not found; give --particles")
+    particles_path, trained_n = _particle_file(args, run, needed=args.z is None or selection is not None)
     if star_out is not None and star_out.exists() and star_out.resolve() == Path(particles_path).resolve():
         raise InputError(f"-o-star {star_out}: is the particle file itself; choose another name")
     if selection is not None and Path(particles_path).suffix.lower() != ".star":
@@ -123,10 +130,10 @@ def main(args: argparse.Namespace) -> int:
         )
 
     if args.z is not None:
-        if selection is not None:
-            n_expected = count_star_particles(particles_path)
+        if selection is not None or (args.particles is not None and Path(args.particles).suffix.lower() == ".star"):
+            n_expected = count_star_particles(particles_path)  # metadata only
         elif args.particles is not None:
-            n_expected = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf).n
+            n_expected = read_particles(particles_path, datadir=args.datadir, poses=args.poses, ctf=args.ctf).n
         else:
             n_expected = trained_n
         z = load_latents(args.z, latent_dim, n_expected)
