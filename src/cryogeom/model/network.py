@@ -52,7 +52,7 @@ class Reconstructor(nn.Module):
         return self.encoder(images, rotations)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z [B, d] -> Cα clouds X(z) [B, N, 3] (Å, base-structure frame)."""
+        """z [B, d] -> Cα clouds X(z) [B, N, 3] (Å, about the base structure's Cα centroid; add ``Run.base_centroid`` for the base structure's own frame)."""
         return self.base_ca + self.decoder(z)
 
     def render_raw(self, ca: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor, ctf: CTFParams | None) -> torch.Tensor:

@@ -39,8 +39,8 @@ def predict(run, particles, indices=None, *, batch_size: int = 256, progress: bo
         batch = dataset.get_batch(pos)
         data = image_prep.prepare(batch["image"], run.calibration.invert_data)
         z = model.encode(data, batch["rotation"])
-        zs[pos] = z.numpy()
-        cas[pos] = (model.decode(z) + centroid).numpy()
+        zs[pos] = z.cpu().numpy()
+        cas[pos] = (model.decode(z) + centroid.to(z.device)).cpu().numpy()
         bar.update(len(pos))
     bar.close()
     return zs, cas

@@ -41,6 +41,7 @@ from cryogeom.losses.centering import centering_loss
 from cryogeom.losses.geometry import GeometryLoss
 from cryogeom.losses.image import image_loss
 from cryogeom.particles.dataset import ParticleDataset
+from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
 from cryogeom.train import checkpoint as ckpt
 from cryogeom.train import images as image_prep
 from cryogeom.train.build import build_model
@@ -176,6 +177,7 @@ class Trainer:
         self.is_main = self.dist.rank == 0
         self.log = log if self.is_main else (lambda *a, **k: None)
         check_run_dir(self.run_dir, resume=resume, force=force)
+        self.dist.barrier()  # every process has checked the directory before rank 0 writes into it
         if resume:
             saved = ckpt.load(self.run_dir / ckpt.CHECKPOINT_NAME)
             keep = {k: v for k, v in asdict(config).items() if k in ("epochs", "max_minutes", "num_workers", "threads", "checkpoint_every_minutes")}
@@ -201,8 +203,13 @@ class Trainer:
         self.local_batch = global_batch // self.dist.world_size
 
         pixel = float(np.median(particles.pixel_size_angstrom))
+        torch.manual_seed(config.seed)  # the initial weights: the same in every process and every run
         self.model = build_model(config, base, particles.box, pixel)
         self.dataset = ParticleDataset(particles, downsample_box=self.model.renderer.settings.box)
+        # This process's share of every global batch, in the epoch's order, read ahead by
+        # config.num_workers worker processes (the same batches for any num_workers).
+        self.sampler = GlobalBatchSampler(global_batch, rank=self.dist.rank, world_size=self.dist.world_size)
+        self.loader = BatchLoader(self.dataset, self.sampler, num_workers=config.num_workers, pin_memory=self.dist.device.type == "cuda")
         self.geometry = GeometryLoss(self.model.base_ca.double(), k=config.geometry_k)
         self.bonds = torch.as_tensor(base.bonded_pairs, dtype=torch.long)
         self.state = RunState()
@@ -220,7 +227,7 @@ class Trainer:
             self._load_state(saved)
         else:
             self._start_run(command_line)
-        self.ddp_model = self.dist.wrap(self.model)
+        self.ddp_model = self.dist.wrap(self.model, self.optimizer)
         self.validator = None
         if ground_truth is not None and self.is_main:
             self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy())
@@ -238,7 +245,7 @@ class Trainer:
                     "config": asdict(cfg),
                     "version": __version__,
                     "command_line": command_line if command_line is not None else sys.argv,
-                    "particles": str(self.particles.source_path),
+                    "particles": str(Path(self.particles.source_path).resolve()),
                     "n_particles": int(self.particles.n),
                     "base_structure": self.base.source,
                     "n_residues": int(self.base.n_residues),
@@ -254,6 +261,7 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, 3])
         sample = rng.choice(len(self.train_idx), size=min(512, len(self.train_idx)), replace=False)
         cal = calibrate(self.model, self.dataset, self.train_idx[np.sort(sample)])
+        cal = self.dist.broadcast_object(cal)  # every rank computes it; rank 0's is used by all
         if cfg.invert_data is not None and cfg.invert_data != cal.invert_data:
             cal = Calibration(cfg.invert_data, -cal.mu0, cal.s0, -cal.correlation, cal.n_particles)
             self.log(f"contrast polarity: set by the user (invert_data={cfg.invert_data}); the data suggested the opposite")
@@ -332,14 +340,21 @@ class Trainer:
         terms["loss"] = terms["image"] + cfg.alpha * terms["geometry"] + cfg.beta * terms["bond"] + cfg.gamma * terms["centering"]
         return terms
 
-    def step(self, positions: np.ndarray) -> dict[str, float]:
-        batch = self.dataset.get_batch(positions)
+    def step(self, batch, n_global: int | None = None) -> dict[str, float]:
+        """One step on this process's share ``batch`` (a batch dict, or dataset positions) of a
+        global batch of ``n_global`` images (default: world size × this share); returns the loss
+        terms' global batch means."""
+        if not isinstance(batch, dict):
+            batch = self.dataset.get_batch(batch)
+        batch = self.dist.to_device(batch)
+        n_local = len(batch["index"])
+        n_global = n_local * self.dist.world_size if n_global is None else n_global
         lr = self.learning_rate(self.state.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         self.model.train()
         terms = self.losses(batch)
-        values = {k: float(v.detach()) for k, v in terms.items()}
+        values = self.dist.mean({k: float(v.detach()) for k, v in terms.items()}, n_local, n_global)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(
@@ -347,7 +362,7 @@ class Trainer:
                 f"the last good checkpoint is kept in {self.run_dir / ckpt.CHECKPOINT_NAME} (try a lower --lr)"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        (terms["loss"] * self.dist.loss_scale(n_local, n_global)).backward()  # DDP's average = global batch mean
         self.optimizer.step()
         values["lr"] = lr
         return values
@@ -367,32 +382,32 @@ class Trainer:
                 disable=not self.progress, leave=False, dynamic_ncols=True,
             )
             try:
+                self.sampler.set_epoch(self.train_idx[order], st.step_in_epoch)  # dataset positions = particle indices
+                batches = iter(self.loader)
                 while st.step_in_epoch < n_batches:
-                    lo = st.step_in_epoch * cfg.batch_size
-                    global_positions = order[lo : lo + cfg.batch_size]
-                    if len(global_positions) < 2 * self.dist.world_size:  # BatchNorm needs 2 images per process
+                    t0 = time.monotonic()
+                    n_global, batch = next(batches, (0, None))
+                    if batch is None:  # the last batch is too small for BatchNorm (2 images per process)
                         st.step_in_epoch = n_batches
                         break
-                    positions = self.dist.shard(self.train_idx[global_positions])  # dataset positions = particle indices
-                    t0 = time.monotonic()
-                    values = self.step(positions)
+                    values = self.step(batch, n_global)
                     dt = time.monotonic() - t0
                     st.train_seconds += dt
                     st.step_in_epoch += 1
                     st.global_step += 1
-                    seen += len(global_positions)
+                    seen += n_global
                     for k in LOSS_TERMS:
-                        sums[k] += values[k] * len(global_positions)
+                        sums[k] += values[k] * n_global
                     bar.update(1)
                     bar.set_postfix(
                         {"img": f"{values['image']:.4f}", "geom": f"{values['geometry']:.4f}", "bond": f"{values['bond']:.3f}",
-                         "img/s": f"{len(global_positions) / max(dt, 1e-9):.0f}"},
+                         "img/s": f"{n_global / max(dt, 1e-9):.0f}"},
                         refresh=False,
                     )
                     if time.monotonic() - last_ckpt > 60 * cfg.checkpoint_every_minutes:
                         self.checkpoint()
                         last_ckpt = time.monotonic()
-                    if cfg.max_minutes is not None and st.train_seconds > 60 * cfg.max_minutes:
+                    if cfg.max_minutes is not None and self.dist.any(st.train_seconds > 60 * cfg.max_minutes):  # all ranks stop together
                         stopped_early = True
                         break
             except KeyboardInterrupt:
@@ -438,12 +453,12 @@ class Trainer:
         idx = self.val_idx[: min(len(self.val_idx), 1000)] if self.validator is None else self.val_idx[: self.validator.k]
         total, count, cas = 0.0, 0, []
         for start in range(0, len(idx), 256):
-            batch = self.dataset.get_batch(idx[start : start + 256])
+            batch = self.dist.to_device(self.dataset.get_batch(idx[start : start + 256]))
             data = image_prep.prepare(batch["image"], self.calibration.invert_data)
             z, ca, render = self.model(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
             total += float(image_loss(render, data)) * len(data)
             count += len(data)
-            cas.append(ca.double().numpy())
+            cas.append(ca.double().cpu().numpy())
         out = {"val_image": total / max(count, 1)}
         if self.validator is not None:
             out.update(self.validator(np.concatenate(cas)))
