@@ -57,13 +57,11 @@ def test_error_falls_tenfold_per_kernel_point():
     elements, pos = _atoms(30, rng, extent=8.0)
     weight, sigma = projected_potential_gaussians(elements, 10.0)
     reference = project_atoms_reference(pos, weight, sigma, 32, 1.0)
-    errors = [
-        _relative_error(project_atoms_gridded(torch.tensor(pos[None]), weight, sigma, 32, 1.0, half_width=hw)[0], reference)
-        for hw in (1, 2, 3, 4)
-    ]
+    widths = (3, 4, 5, 6, 7, 8)
+    errors = [_relative_error(project_atoms_gridded(torch.tensor(pos[None]), weight, sigma, 32, 1.0, width=w)[0], reference) for w in widths]
     for wider, narrower in zip(errors[1:], errors[:-1]):
-        assert wider < narrower / 30  # two more grid points: ≳ 100x
-    assert errors[2] < 2e-5 and errors[3] < 2e-7
+        assert wider < narrower / 4  # ≈ 10x per point (odd and even widths alike)
+    assert errors[widths.index(6)] < 2e-5 and errors[widths.index(8)] < 2e-7
 
 
 def test_gridded_projection_equals_real_space_splatting():
@@ -100,8 +98,8 @@ def test_atom_types_group_equal_rows_of_gaussians():
 
 def test_kernel_transform_is_the_fourier_transform_of_the_kernel():
     # Φ(ν) by Gauss-Legendre against a plain Riemann sum of the kernel on a very fine grid.
-    for half_width in (2, 3, 6):
-        beta = kernel_shape(half_width, 2)
+    for half_width in (2, 2.5, 6):
+        beta = kernel_shape(2 * half_width, 2)
         u = np.linspace(-half_width, half_width, 200_001)
         du = u[1] - u[0]
         phi = gridding_kernel(u, half_width, beta)
@@ -119,8 +117,8 @@ def test_projector_bad_input_is_an_input_error():
         GriddingProjector(weight, sigma, 16, 1.0).spectrum(torch.zeros(1, 3, 2))
     with pytest.raises(InputError, match="upsampling"):
         GriddingProjector(weight, sigma, 16, 1.0, upsampling=1)
-    with pytest.raises(InputError, match="half_width"):
-        GriddingProjector(weight, sigma, 16, 1.0, half_width=0)
+    with pytest.raises(InputError, match="width"):
+        GriddingProjector(weight, sigma, 16, 1.0, width=1)
     with pytest.raises(InputError, match="oversample"):
         SimulationConfig(oversample=1).validate()
 

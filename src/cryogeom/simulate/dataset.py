@@ -94,7 +94,7 @@ def write_dataset(
         "n_particles": len(params),
         "settings": config.as_dict(),
         "projection_oversample": formation.oversample,
-        "projection_kernel_width": 2 * formation.projector.half_width,
+        "projection_kernel_width": formation.projector.width,
         "projection_box": formation.splat_box,
         "ctf_padded_box": formation.padded_box,
         "interaction_constant_rad_per_volt_angstrom": formation.interaction_constant,

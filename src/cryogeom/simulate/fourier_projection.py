@@ -21,9 +21,9 @@ The structure factor ``S_t(q) = Σ_a exp(-2πi q·(r_a - x_0))`` of each type is
 (Dutt & Rokhlin 1993; here as in FINUFFT, Barnett, Magland & af Klinteberg, SIAM J. Sci. Comput.
 41, C479 (2019)). Every atom is spread onto a periodic grid of ``M = R · box`` points per axis
 (spacing ``h = p / R``, upsampling R, default 2) with the separable "exponential of semicircle"
-kernel ``φ(u) = exp(β (√(1 - (u / half_width)²) - 1))`` on the ``w = 2 · half_width`` grid points
-nearest the atom on each axis (``w²`` values per atom, one ``index_add_`` per batch), ``β = 0.97 π
-(1 - 1/(2R)) w``; the grid of each type is Fourier transformed and its band kept. By Poisson
+kernel ``φ(u) = exp(β (√(1 - (2u / w)²) - 1))`` on the w grid points nearest the atom on each axis
+(``w²`` values per atom, one ``index_add_`` per batch), ``β = 0.97 π (1 - 1/(2R)) w``; the grid of
+each type is Fourier transformed and its band kept. By Poisson
 summation ``FFT(grid_t)[k] = Φ(k_x / M) Φ(k_y / M) S_t(q_k)`` + aliases, with the kernel's
 transform ``Φ(ν) = ∫ φ(u) exp(-2πi ν u) du`` (grid units; Gauss-Legendre quadrature), so ::
 
@@ -48,20 +48,20 @@ import torch
 
 from cryogeom.errors import InputError
 
-#: Default kernel half-width (grid points) by dtype: relative error ≈ 5e-6 in float32 (about its
-#: own rounding of the sums), ≈ 1e-11 in float64 (checks).
-DEFAULT_HALF_WIDTH = {torch.float32: 3, torch.float64: 6}
+#: Default kernel width (grid points) by dtype: relative error ≈ 5e-6 in float32 (about the old
+#: real-space path's, and float32's own rounding of the sums), ≈ 1e-11 in float64 (checks).
+DEFAULT_WIDTH = {torch.float32: 6, torch.float64: 12}
 
 
-def kernel_shape(half_width: int, upsampling: int) -> float:
-    """β of the exponential-of-semicircle kernel of width ``w = 2 half_width``: ``0.97 π (1 - 1/(2R)) w``
+def kernel_shape(width: int, upsampling: int) -> float:
+    """β of the exponential-of-semicircle kernel of ``width`` grid points: ``0.97 π (1 - 1/(2R)) w``
     (FINUFFT's choice for upsampling R)."""
-    return 0.97 * math.pi * (1 - 1 / (2 * upsampling)) * 2 * half_width
+    return 0.97 * math.pi * (1 - 1 / (2 * upsampling)) * width
 
 
-def gridding_kernel(u, half_width: int, beta: float):
-    """``φ(u) = exp(β (√(1 - (u / half_width)²) - 1))`` at |u| <= half_width grid points (its support);
-    NumPy arrays or torch tensors (a tensor ``u`` is overwritten)."""
+def gridding_kernel(u, half_width: float, beta: float):
+    """``φ(u) = exp(β (√(1 - (u / half_width)²) - 1))`` at |u| <= half_width grid points (its support,
+    half the kernel's width); NumPy arrays or torch tensors (a tensor ``u`` is overwritten)."""
     if isinstance(u, torch.Tensor):
         z2 = u.div_(half_width).square_()
         return z2.neg_().add_(1).clamp_(min=0).sqrt_().sub_(1).mul_(beta).exp_()
@@ -69,9 +69,9 @@ def gridding_kernel(u, half_width: int, beta: float):
     return np.exp(beta * (np.sqrt(np.clip(1 - z2, 0, None)) - 1))
 
 
-def gridding_kernel_transform(nu, half_width: int, beta: float) -> np.ndarray:
+def gridding_kernel_transform(nu, half_width: float, beta: float) -> np.ndarray:
     """``Φ(ν) = ∫ φ(u) exp(-2πi ν u) du`` (φ real and even) at frequencies ν in cycles per grid point."""
-    nodes, weights = np.polynomial.legendre.leggauss(max(64, 8 * half_width))
+    nodes, weights = np.polynomial.legendre.leggauss(max(64, int(8 * half_width)))
     u = half_width * nodes  # Gauss-Legendre on [-half_width, half_width]
     nu = np.asarray(nu, dtype=np.float64)
     return half_width * np.sum(weights * gridding_kernel(u, half_width, beta) * np.cos(2 * np.pi * nu[..., None] * u), axis=-1)
@@ -103,8 +103,8 @@ class GriddingProjector:
     ``weight`` [A, K] (V·Å³) and ``sigma_angstrom`` [A, K] (Å) describe each atom as Gaussians
     (:func:`~cryogeom.simulate.scattering.projected_potential_gaussians`, optionally concatenated
     with :func:`~cryogeom.simulate.solvent.displaced_solvent_gaussians`); ``box`` and
-    ``pixel_size_angstrom`` the periodic canvas. ``half_width`` (grid points, default by dtype,
-    :data:`DEFAULT_HALF_WIDTH`) and ``upsampling`` (R >= 2) set the accuracy. Positions anywhere
+    ``pixel_size_angstrom`` the periodic canvas. ``width`` (kernel support in grid points, default
+    by dtype, :data:`DEFAULT_WIDTH`) and ``upsampling`` (R >= 2) set the accuracy. Positions anywhere
     are taken modulo the canvas (it is periodic, as the Fourier series it samples).
     """
 
@@ -115,7 +115,7 @@ class GriddingProjector:
         box: int,
         pixel_size_angstrom: float,
         *,
-        half_width: int | None = None,
+        width: int | None = None,
         upsampling: int = 2,
         dtype=torch.float32,
         device=None,
@@ -126,28 +126,27 @@ class GriddingProjector:
             raise InputError(f"pixel_size_angstrom: expected a positive number, got {pixel_size_angstrom!r}")
         if int(upsampling) != upsampling or upsampling < 2:
             raise InputError(f"upsampling: expected an integer >= 2, got {upsampling!r}")
-        half_width = DEFAULT_HALF_WIDTH.get(dtype, 6) if half_width is None else half_width
-        if int(half_width) != half_width or half_width < 1:
-            raise InputError(f"half_width: expected an integer >= 1 grid points, got {half_width!r}")
+        width = DEFAULT_WIDTH.get(dtype, 12) if width is None else width
+        if int(width) != width or width < 2:
+            raise InputError(f"width: expected an integer >= 2 grid points, got {width!r}")
         self.box, self.pixel_size_angstrom = int(box), float(pixel_size_angstrom)
-        self.upsampling, self.half_width = int(upsampling), int(half_width)
+        self.upsampling, self.width = int(upsampling), int(width)
         self.dtype, self.device = dtype, device
         types, type_weight, type_sigma = atom_types(weight, sigma_angstrom)
         self.n_types = type_weight.shape[0]
         self.grid_size = m = self.upsampling * self.box
-        if 2 * self.half_width > m:
-            raise InputError(f"half_width: expected at most {m // 2} grid points for a box of {box}, got {half_width}")
+        if self.width > m:
+            raise InputError(f"width: expected at most {m} grid points for a box of {box}, got {width}")
         self.spacing_angstrom = self.pixel_size_angstrom / self.upsampling
         self.origin_angstrom = -(self.box // 2) * self.pixel_size_angstrom  # x_0: pixel 0 = fine point 0
-        self.kernel_beta = kernel_shape(self.half_width, self.upsampling)
-        # The 2·half_width grid points about an atom in cell c (c <= u < c + 1) are c + offsets.
-        self._offsets = torch.arange(2 * self.half_width, device=device) - (self.half_width - 1)
+        self.kernel_beta = kernel_shape(self.width, self.upsampling)
+        self._offsets = torch.arange(self.width, device=device)  # the kernel's points: first + offsets
         self._types = torch.as_tensor(types, device=device)
         # Transfer [T, box, box // 2 + 1]: T_t(q) / (p² Φ(k_x / M) Φ(k_y / M)) on the kept band, 0 at Nyquist.
         ky, kx = np.fft.fftfreq(self.box, 1.0 / self.box), np.fft.rfftfreq(self.box, 1.0 / self.box)
         q2 = (ky[:, None] ** 2 + kx[None, :] ** 2) / (self.box * self.pixel_size_angstrom) ** 2
-        kernel_y = gridding_kernel_transform(ky / m, self.half_width, self.kernel_beta)
-        kernel_x = gridding_kernel_transform(kx / m, self.half_width, self.kernel_beta)
+        kernel_y = gridding_kernel_transform(ky / m, self.width / 2, self.kernel_beta)
+        kernel_x = gridding_kernel_transform(kx / m, self.width / 2, self.kernel_beta)
         transfer = type_transforms(type_weight, type_sigma, q2) / (self.pixel_size_angstrom**2 * kernel_y[:, None] * kernel_x[None, :])
         if self.box % 2 == 0:
             transfer[:, self.box // 2, :] = 0
@@ -161,18 +160,19 @@ class GriddingProjector:
         positions = torch.as_tensor(positions_angstrom, dtype=self.dtype, device=self.device)
         if positions.ndim != 3 or positions.shape[-1] != 2 or positions.shape[1] != self._types.shape[0]:
             raise InputError(f"positions: expected a tensor [B, {self._types.shape[0]}, 2], got shape {tuple(positions.shape)}")
-        batch, atoms, m, n_types, w = positions.shape[0], positions.shape[1], self.grid_size, self.n_types, 2 * self.half_width
-        # Grid coordinates u in [0, M) of every atom, laid out [B, 2 (x, y), A] so that the
+        batch, atoms, m, n_types, w = positions.shape[0], positions.shape[1], self.grid_size, self.n_types, self.width
+        # Grid coordinates u in [0, M] of every atom, laid out [B, 2 (x, y), A] so that the
         # element-wise work below runs along the long atom axis, one image after the other (its
-        # grids stay in cache); out= keeps the broadcast results contiguous.
-        u = torch.remainder((positions - self.origin_angstrom) / self.spacing_angstrom, m).transpose(1, 2)
-        cell = torch.floor(u).clamp_(max=m - 1)  # remainder may round up to M
+        # grids stay in cache); out= keeps the broadcast results contiguous. The kernel's points
+        # are first, ..., first + w - 1 with first = floor(u - w/2) + 1: all within w/2 of u.
+        u = (positions - self.origin_angstrom).div_(self.spacing_angstrom).remainder_(m).transpose(1, 2)
+        first = torch.floor(u - w / 2).add_(1)
         shape = (batch, 2, w, atoms)
-        distance = torch.sub((u - cell)[:, :, None, :], self._offsets.to(self.dtype)[:, None], out=u.new_empty(shape))
-        kernel = gridding_kernel(distance, self.half_width, self.kernel_beta)  # [B, 2, w, A]
+        distance = torch.sub((u - first)[:, :, None, :], self._offsets.to(self.dtype)[:, None], out=u.new_empty(shape))
+        kernel = gridding_kernel(distance, w / 2, self.kernel_beta)  # [B, 2, w, A]
         index_dtype = torch.int32 if batch * n_types * m * m < 2**31 else torch.int64
-        index = torch.add(cell.to(index_dtype)[:, :, None, :], self._offsets.to(index_dtype)[:, None], out=torch.empty(shape, dtype=index_dtype, device=self.device))
-        if bool(cell.min() < self.half_width - 1) or bool(cell.max() > m - 1 - self.half_width):
+        index = torch.add(first.to(index_dtype)[:, :, None, :], self._offsets.to(index_dtype)[:, None], out=torch.empty(shape, dtype=index_dtype, device=self.device))
+        if bool(first.min() < 0) or bool(first.max() > m - w):
             index.remainder_(m)  # a kernel reaches across the edge of the periodic canvas
         image = torch.arange(batch, device=self.device, dtype=index_dtype)[:, None]
         base = (image * n_types + self._types.to(index_dtype)) * (m * m)  # [B, A]: the (image, type) grid
@@ -203,7 +203,7 @@ def project_atoms_gridded(
     box: int,
     pixel_size_angstrom: float,
     *,
-    half_width: int | None = None,
+    width: int | None = None,
     upsampling: int = 2,
 ) -> torch.Tensor:
     """Band-limited projected potential [B, box, box] (V·Å) by Fourier gridding, in the dtype and on
@@ -211,6 +211,6 @@ def project_atoms_gridded(
     project_atoms` (which computes the same image in real space)."""
     positions = torch.as_tensor(positions_angstrom)
     projector = GriddingProjector(
-        weight, sigma_angstrom, box, pixel_size_angstrom, half_width=half_width, upsampling=upsampling, dtype=positions.dtype, device=positions.device
+        weight, sigma_angstrom, box, pixel_size_angstrom, width=width, upsampling=upsampling, dtype=positions.dtype, device=positions.device
     )
     return projector.image(positions)

@@ -129,10 +129,10 @@ def _unit_hermitian_gaussian(rngs, box: int, *, dtype, device) -> torch.Tensor:
     for field, rng in zip(parts, rngs):
         field.normal_(generator=torch_generator(rng, device))
     noise = torch.view_as_complex(parts)
-    mirror = (-torch.arange(box, device=device)) % box
-    for column in (0, box // 2) if box % 2 == 0 else (0,):
-        values = noise[..., column]
-        noise[..., column] = (values + values[..., mirror].conj()) / math.sqrt(2)
+    columns = torch.tensor([0, box // 2] if box % 2 == 0 else [0], device=device)
+    values = noise.index_select(-1, columns)  # [n, box, 1 or 2]
+    mirrored = values.index_select(-2, (-torch.arange(box, device=device)) % box).conj_physical_()
+    noise[..., columns] = values.add_(mirrored).mul_(1 / math.sqrt(2))
     return noise
 
 

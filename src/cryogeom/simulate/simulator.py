@@ -17,7 +17,7 @@ Image formation of particle i (frame f, pose R, shift d, CTF parameters)
    ``displace_solvent``: one more Gaussian in each element's form factor), which lowers the
    protein's low-resolution contrast as in real data.
 3. Weak-phase image ``I = 1 + 2 F⁻¹[CTF · E · F[φ]]`` with the package CTF
-   (:func:`cryogeom.imaging.ctf.ctf_rfft2`, paper eqs. 7-11; CTF(0) = -w, so the protein is dark)
+   (:func:`cryogeom.imaging.ctf.ctf_at_frequencies` on the rfft2 grid, paper eqs. 7-11; CTF(0) = -w, so the protein is dark)
    and an envelope ``E = exp(-B q²/4)`` standing for partial coherence, detector MTF and residual
    motion (``envelope_b_angstrom2``; the spatial and temporal coherence envelopes of a 300 kV FEG
    at 2 µm defocus amount to B ≈ 18 Å² at 1 Å/px, hence the default of 30 Å²). For the protein the
@@ -57,7 +57,8 @@ import scipy.fft
 import torch
 
 from cryogeom.errors import require
-from cryogeom.imaging.ctf import CTFParams, ctf_rfft2, electron_wavelength_angstrom
+from cryogeom.imaging.ctf import CTFParams, ctf_at_frequencies, electron_wavelength_angstrom
+from cryogeom.imaging.grid import frequencies_rfft2
 from cryogeom.imaging.rotations import random_rotations
 from cryogeom.simulate.detector import expected_counts, normalise_relion, shot_noise
 from cryogeom.simulate.fourier_projection import GriddingProjector
@@ -296,6 +297,7 @@ class ImageFormation:
         # so the output box is the canvas's pixels splat_box // 2 - box // 2 + (0 … box - 1), mod P.
         first = self.splat_box // 2 - config.box // 2
         self._box_pixels = torch.as_tensor((first + np.arange(config.box)) % self.padded_box, device=device)
+        self._ky, self._kx = frequencies_rfft2(self.padded_box, config.pixel_size_angstrom, dtype=dtype, device=device)  # of the CTF
         self.ice_filter = None
         if config.ice_thickness_angstrom > 0:
             filt = ice_phase_amplitude_rfft2(
@@ -333,27 +335,32 @@ class ImageFormation:
         pixel 0 on canvas pixel 0, as ``rfft2(..., s=(P, P))`` pads): the canvas is periodic, the CTF
         shift-invariant and the ice stationary, so where the molecule sits on it does not matter.
         """
-        image = torch.fft.irfft2(self.projected_potential_spectrum(params), s=(self.splat_box,) * 2)
+        positions = self.positions(params)
+        return torch.cat([self._phase_spectrum(positions[s : s + IMAGES_PER_PASS]) for s in range(0, len(params), IMAGES_PER_PASS)])
+
+    def _phase_spectrum(self, positions: torch.Tensor) -> torch.Tensor:
+        image = torch.fft.irfft2(self.projector.spectrum(positions), s=(self.splat_box,) * 2)
         return torch.fft.rfft2(image.mul_(self.interaction_constant), s=(self.padded_box,) * 2)
 
-    def _intensity(self, params: ParticleParameters, rngs) -> torch.Tensor:
-        cfg = self.config
-        spectrum = self.phase_spectrum(params)
+    def _intensity(self, positions: torch.Tensor, ctf: CTFParams, rngs) -> torch.Tensor:
+        spectrum = self._phase_spectrum(positions)
         if self.ice_filter is not None and rngs is not None:
             spectrum += ice_phase_spectra(rngs, self.ice_filter)
-        spectrum *= ctf_rfft2(params.ctf(cfg, dtype=self.dtype, device=self.device), self.padded_box, cfg.pixel_size_angstrom)
+        spectrum *= ctf_at_frequencies(ctf, self._kx, self._ky)
         # irfft2 computed only for the box: the y transform, keep the box's rows, then the x transform.
         rows = torch.fft.ifft(spectrum, dim=-2).index_select(-2, self._box_pixels)
         contrast = torch.fft.irfft(rows, n=self.padded_box, dim=-1).index_select(-1, self._box_pixels)
-        return 1.0 + 2.0 * contrast
+        return contrast.mul_(2.0).add_(1.0)
 
     def intensity(self, params: ParticleParameters, rngs=None) -> torch.Tensor:
         """Weak-phase image ``I`` [n, box, box] (1 = vacuum) (steps 2-3). ``rngs`` (one generator
         per particle) draw the ice; without them (or without ice) the image has no ice."""
+        positions = self.positions(params)
+        ctf = params.ctf(self.config, dtype=self.dtype, device=self.device)
         parts = []
         for s in range(0, len(params), IMAGES_PER_PASS):
             part = slice(s, s + IMAGES_PER_PASS)
-            parts.append(self._intensity(params[part], None if rngs is None else rngs[part]))
+            parts.append(self._intensity(positions[part], ctf[part], None if rngs is None else rngs[part]))
         return torch.cat(parts)
 
     def images(self, params: ParticleParameters, first_index: int, seed: int) -> np.ndarray:
