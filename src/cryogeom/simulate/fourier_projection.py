@@ -1,4 +1,4 @@
-"""Fourier-space projection of atoms by type: Gaussian gridding (a type-1 non-uniform FFT).
+"""Fourier-space projection of atoms by type: gridding, a type-1 non-uniform FFT (NUFFT).
 
 What is computed
 ----------------

@@ -293,7 +293,7 @@ class ImageFormation:
         )
         self.projector = GriddingProjector(weight, sigma, self.splat_box, config.pixel_size_angstrom, upsampling=self.oversample, dtype=dtype, device=device)
         self._atoms = torch.as_tensor(ensemble.atoms_angstrom, dtype=dtype, device=device)
-        # On the CTF canvas the projection canvas occupies pixels 0 … splat_box - 1 (intensity()),
+        # On the CTF canvas the projection canvas occupies pixels 0 … splat_box - 1 (phase_spectrum()),
         # so the output box is the canvas's pixels splat_box // 2 - box // 2 + (0 … box - 1), mod P.
         first = self.splat_box // 2 - config.box // 2
         self._box_pixels = torch.as_tensor((first + np.arange(config.box)) % self.padded_box, device=device)
