@@ -21,7 +21,9 @@ O(B·M·D²). A custom :class:`torch.autograd.Function` computes the gradients w
 products (~several times faster and leaner than autograd through the elementwise chain; see
 ``benchmarks/bench_projector.py``). Only the rectangle of pixels that the Gaussians of the batch
 reach is computed; the rest of the box is zero-padded (finding the rectangle reads two numbers
-back to the host: one synchronisation per call on a GPU).
+back to the host: one synchronisation per call on a GPU). For large proteins and batches
+(``B · M · W`` above :data:`MAX_PROFILE_ELEMENTS`) the points are splatted in chunks and their
+profiles recomputed in the backward pass, so memory stays O(B·W² + MAX_PROFILE_ELEMENTS).
 
 Truncation (no denormals): each 1-D profile is ``exp(-z²/2)`` for ``|z| < k`` and exactly 0
 beyond, with ``z = (x_col - x_i)/σ_i`` and ``k = truncate_sigmas`` (default 6). The argument of
@@ -44,6 +46,11 @@ from cryogeom.imaging.grid import center_index
 
 DEFAULT_TRUNCATE_SIGMAS = 6.0
 
+MAX_PROFILE_ELEMENTS = 1 << 24
+"""Above this many profile values ``B · M · (Wx + Wy)`` (64 MB in float32) the splat works through the
+points in chunks of at most this many values and recomputes the profiles in the backward pass, so
+that its memory stays bounded for large proteins and batches (e.g. N = 10,000 residues)."""
+
 
 def _standardised(coords: torch.Tensor, centre: torch.Tensor, inv_sigma: torch.Tensor) -> torch.Tensor:
     """``z [B, M, W] = (coords[W] - centre[B, M]) / σ``."""
@@ -57,56 +64,93 @@ def _truncated_gaussian(z: torch.Tensor, cut: float) -> torch.Tensor:
     return torch.nn.functional.threshold_(g, math.exp(-cut) * (1 + 1e-4), 0.0)
 
 
+def _profiles(x, y, inv_sigma, coords_x, coords_y, cut):
+    """Truncated 1-D Gaussian profiles ``gx [B, M, Wx]``, ``gy [B, M, Wy]`` of points ``x, y [B, M]``."""
+    return (_truncated_gaussian(_standardised(coords_x, x, inv_sigma), cut),
+            _truncated_gaussian(_standardised(coords_y, y, inv_sigma), cut))
+
+
+def _point_chunks(n_points: int, chunk_points: int | None):
+    step = n_points if chunk_points is None else max(1, min(int(chunk_points), n_points))
+    return [slice(m0, m0 + step) for m0 in range(0, n_points, step)]
+
+
 class _SeparableSplat(torch.autograd.Function):
     """``image [B, Wy, Wx] = Σ_m amp · gy[b, m, :]ᵀ gx[b, m, :]`` with hand-written gradients.
 
     Inputs: ``x, y [B, M]`` (Å), ``sigma, amp [B or 1, M]`` (Å, electrons per pixel at the
-    peak), ``coords_x [Wx]``, ``coords_y [Wy]`` (Å), ``cut = k²/2``.
+    peak), ``coords_x [Wx]``, ``coords_y [Wy]`` (Å), ``cut = k²/2``, ``chunk_points``: None keeps
+    the profiles ``gx, gy`` for the backward pass (memory O(B·M·W)); an integer works through the
+    points in chunks of that many and recomputes the profiles in the backward pass (memory
+    O(B·chunk·W): bounded for any number of points, at the cost of a second ``exp``).
     """
 
     @staticmethod
-    def forward(ctx, x, y, sigma, amp, coords_x, coords_y, cut):
+    def forward(ctx, x, y, sigma, amp, coords_x, coords_y, cut, chunk_points):
         inv_sigma = sigma.reciprocal()
-        gx = _truncated_gaussian(_standardised(coords_x, x, inv_sigma), cut)
-        gy = _truncated_gaussian(_standardised(coords_y, y, inv_sigma), cut)
-        image = torch.bmm(gy.transpose(1, 2), gx * amp.unsqueeze(-1))
-        ctx.save_for_backward(x, y, sigma, amp, coords_x, coords_y, gx, gy)
+        ctx.cut, ctx.chunk_points = cut, chunk_points
+        if chunk_points is None:
+            gx, gy = _profiles(x, y, inv_sigma, coords_x, coords_y, cut)
+            image = torch.bmm(gy.transpose(1, 2), gx * amp.unsqueeze(-1))
+            ctx.save_for_backward(x, y, sigma, amp, coords_x, coords_y, gx, gy)
+            return image
+        image = x.new_zeros(x.shape[0], len(coords_y), len(coords_x))
+        for part in _point_chunks(x.shape[1], chunk_points):
+            gx, gy = _profiles(x[:, part], y[:, part], inv_sigma[:, part], coords_x, coords_y, cut)
+            image.baddbmm_(gy.transpose(1, 2), gx.mul_(amp[:, part].unsqueeze(-1)))
+        ctx.save_for_backward(x, y, sigma, amp, coords_x, coords_y)
         return image
 
     @staticmethod
     def backward(ctx, grad_image):
-        x, y, sigma, amp, coords_x, coords_y, gx, gy = ctx.saved_tensors
-        need_x, need_y, need_sigma, need_amp = ctx.needs_input_grad[:4]
+        x, y, sigma, amp, coords_x, coords_y, *saved = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:4]
         inv_sigma = sigma.reciprocal()
-        a = amp.unsqueeze(-1)
-        grad_x = grad_y = grad_sigma = grad_amp = None
-        # dL/dgx[b,m,j] = amp Σ_i gy[b,m,i] G[b,i,j];  dL/dgy[b,m,i] = amp Σ_j G[b,i,j] gx[b,m,j].
-        u = torch.bmm(gy, grad_image)  # [B, M, Wx], without the factor amp
-        if need_amp:
-            grad_amp = (u * gx).sum(-1)
-        if need_x or need_y or need_sigma:
-            v = torch.bmm(gx, grad_image.transpose(1, 2)).mul_(a)  # [B, M, Wy]
-            u.mul_(a)
-
-            def shape_terms(upstream, coords, centre, g):
-                # d g / d centre = g z / σ and d g / d σ = g z² / σ (0 beyond the cut, where g = 0).
-                z = _standardised(coords, centre, inv_sigma)
-                w = upstream.mul_(g).mul_(z)
-                d_centre = w.sum(-1).mul_(inv_sigma) if (need_x or need_y) else None
-                d_sigma = w.mul_(z).sum(-1).mul_(inv_sigma) if need_sigma else None
-                return d_centre, d_sigma
-
-            dx, dsx = shape_terms(u, coords_x, x, gx)
-            dy, dsy = shape_terms(v, coords_y, y, gy)
-            grad_x = dx if need_x else None
-            grad_y = dy if need_y else None
-            if need_sigma:
-                grad_sigma = dsx + dsy
+        if ctx.chunk_points is None:
+            grads = _splat_grads(grad_image, x, y, inv_sigma, amp, coords_x, coords_y, *saved, needs)
+        else:
+            parts = []
+            for part in _point_chunks(x.shape[1], ctx.chunk_points):
+                xp, yp, isp, ap = x[:, part], y[:, part], inv_sigma[:, part], amp[:, part]
+                gx, gy = _profiles(xp, yp, isp, coords_x, coords_y, ctx.cut)
+                parts.append(_splat_grads(grad_image, xp, yp, isp, ap, coords_x, coords_y, gx, gy, needs))
+            grads = [None if g[0] is None else torch.cat(g, dim=1) for g in zip(*parts)]
+        grad_x, grad_y, grad_sigma, grad_amp = grads
         if grad_sigma is not None and sigma.shape[0] != grad_sigma.shape[0]:
             grad_sigma = grad_sigma.sum(0, keepdim=True)
         if grad_amp is not None and amp.shape[0] != grad_amp.shape[0]:
             grad_amp = grad_amp.sum(0, keepdim=True)
-        return grad_x, grad_y, grad_sigma, grad_amp, None, None, None
+        return grad_x, grad_y, grad_sigma, grad_amp, None, None, None, None
+
+
+def _splat_grads(grad_image, x, y, inv_sigma, amp, coords_x, coords_y, gx, gy, needs):
+    """dL/d(x, y, σ, amp) [B, M] (None where not needed) of the splat of points with profiles gx, gy."""
+    need_x, need_y, need_sigma, need_amp = needs
+    a = amp.unsqueeze(-1)
+    grad_x = grad_y = grad_sigma = grad_amp = None
+    # dL/dgx[b,m,j] = amp Σ_i gy[b,m,i] G[b,i,j];  dL/dgy[b,m,i] = amp Σ_j G[b,i,j] gx[b,m,j].
+    u = torch.bmm(gy, grad_image)  # [B, M, Wx], without the factor amp
+    if need_amp:
+        grad_amp = (u * gx).sum(-1)
+    if need_x or need_y or need_sigma:
+        v = torch.bmm(gx, grad_image.transpose(1, 2)).mul_(a)  # [B, M, Wy]
+        u.mul_(a)
+
+        def shape_terms(upstream, coords, centre, g):
+            # d g / d centre = g z / σ and d g / d σ = g z² / σ (0 beyond the cut, where g = 0).
+            z = _standardised(coords, centre, inv_sigma)
+            w = upstream.mul_(g).mul_(z)
+            d_centre = w.sum(-1).mul_(inv_sigma) if (need_x or need_y) else None
+            d_sigma = w.mul_(z).sum(-1).mul_(inv_sigma) if need_sigma else None
+            return d_centre, d_sigma
+
+        dx, dsx = shape_terms(u, coords_x, x, gx)
+        dy, dsy = shape_terms(v, coords_y, y, gy)
+        grad_x = dx if need_x else None
+        grad_y = dy if need_y else None
+        if need_sigma:
+            grad_sigma = dsx + dsy
+    return grad_x, grad_y, grad_sigma, grad_amp
 
 
 def _per_point(values, name: str, batch: int, points: int, like: torch.Tensor) -> torch.Tensor:
@@ -143,6 +187,7 @@ def splat_gaussians(
     *,
     truncate_sigmas: float = DEFAULT_TRUNCATE_SIGMAS,
     centre_index: int | None = None,
+    max_profile_elements: int = MAX_PROFILE_ELEMENTS,
 ) -> torch.Tensor:
     """Render Gaussians as electrons per pixel: ``[B, M, 2 or 3]`` → ``[B, box, box]`` (paper eq. 3).
 
@@ -151,6 +196,9 @@ def splat_gaussians(
     ``pixel_size_angstrom``: p (Å). The image is indexed ``[y, x]``; the coordinate origin is
     pixel ``centre_index`` (default ``box // 2``, the package convention).
     Differentiable in positions, σ and mass; the output dtype and device follow the points.
+    Memory: the 1-D profiles take ``B · M · (Wx + Wy)`` values (W: the window's width in pixels);
+    above ``max_profile_elements`` the points are splatted in chunks that stay under it (same
+    result, profiles recomputed in the backward pass).
     """
     require(isinstance(box, numbers.Integral) and box >= 1, f"splat_gaussians: box must be a positive integer, got {box!r}")
     box = int(box)
@@ -176,10 +224,12 @@ def splat_gaussians(
     coords_x = (torch.arange(x0, x1, **kwargs) - origin) * pixel
     coords_y = (torch.arange(y0, y1, **kwargs) - origin) * pixel
     amp = mass * (pixel * pixel / (2.0 * math.pi)) / (sigma * sigma)  # electrons per pixel at the peak
-    window = _SeparableSplat.apply(x.contiguous(), y.contiguous(), sigma, amp, coords_x, coords_y, 0.5 * truncate_sigmas**2)
+    per_point = batch * (len(coords_x) + len(coords_y))
+    chunk = None if per_point * points <= max_profile_elements else max(1, max_profile_elements // per_point)
+    window = _SeparableSplat.apply(x.contiguous(), y.contiguous(), sigma, amp, coords_x, coords_y, 0.5 * truncate_sigmas**2, chunk)
     if (x0, x1, y0, y1) == (0, box, 0, box):
         return window
     return torch.nn.functional.pad(window, (x0, box - x1, y0, box - y1))
 
 
-__all__ = ["DEFAULT_TRUNCATE_SIGMAS", "splat_gaussians"]
+__all__ = ["DEFAULT_TRUNCATE_SIGMAS", "MAX_PROFILE_ELEMENTS", "splat_gaussians"]
