@@ -124,10 +124,14 @@ def test_projector_bad_input_is_an_input_error():
 
 
 # -- the ice's white noise, drawn in Fourier space ---------------------------------------------------
+@pytest.mark.parametrize("half_axis", [-1, -2])
 @pytest.mark.parametrize("box", [31, 32])
-def test_white_noise_rfft2_is_the_transform_of_white_noise(box):
+def test_white_noise_rfft2_is_the_transform_of_white_noise(box, half_axis):
     rngs = [np.random.default_rng(i) for i in range(200)]
-    spectra = white_noise_rfft2(rngs, box, dtype=torch.float64)
+    spectra = white_noise_rfft2(rngs, box, dtype=torch.float64, half_axis=half_axis)
+    if half_axis == -2:  # drawn transposed, [k_x, k_y]
+        assert spectra.shape == (200, box // 2 + 1, box)
+        spectra = spectra.transpose(-1, -2)
     fields = torch.fft.irfft2(spectra, s=(box, box))
     # A consistent rfft2 of a real image (Hermitian columns k_x = 0 and Nyquist): transforming the
     # field back gives the same coefficients.
@@ -139,8 +143,8 @@ def test_white_noise_rfft2_is_the_transform_of_white_noise(box):
     for axis in (1, 2):
         assert np.mean(values * np.roll(values, 1, axis=axis)) == pytest.approx(0.0, abs=0.01)
     # each image comes from its own generator only
-    again = white_noise_rfft2([np.random.default_rng(7)], box, dtype=torch.float64)[0]
-    assert torch.equal(again, spectra[7])
+    again = white_noise_rfft2([np.random.default_rng(7)], box, dtype=torch.float64, half_axis=half_axis)[0]
+    assert torch.equal(again if half_axis == -1 else again.T, spectra[7])
 
 
 # -- the whole noiseless image ---------------------------------------------------------------------

@@ -297,7 +297,9 @@ class ImageFormation:
         # so the output box is the canvas's pixels splat_box // 2 - box // 2 + (0 … box - 1), mod P.
         first = self.splat_box // 2 - config.box // 2
         self._box_pixels = torch.as_tensor((first + np.arange(config.box)) % self.padded_box, device=device)
-        self._ky, self._kx = frequencies_rfft2(self.padded_box, config.pixel_size_angstrom, dtype=dtype, device=device)  # of the CTF
+        # The CTF canvas's spectra are kept transposed, [k_x, k_y] (see phase_spectrum()).
+        ky, kx = frequencies_rfft2(self.padded_box, config.pixel_size_angstrom, dtype=dtype, device=device)
+        self._kx, self._ky = kx.T, ky.T  # [P // 2 + 1, 1] and [1, P]
         self.ice_filter = None
         if config.ice_thickness_angstrom > 0:
             filt = ice_phase_amplitude_rfft2(
@@ -307,7 +309,8 @@ class ImageFormation:
                 self.interaction_constant,
                 envelope_b_angstrom2=config.envelope_b_angstrom2,
             )
-            self.ice_filter = torch.as_tensor(filt, dtype=dtype, device=device)
+            self.ice_filter = torch.as_tensor(filt, dtype=dtype, device=device)  # [P, P // 2 + 1]
+            self._ice_filter_transposed = self.ice_filter.T.contiguous()
 
     # -- stages ---------------------------------------------------------------------------------
     def positions(self, params: ParticleParameters) -> torch.Tensor:
@@ -334,22 +337,27 @@ class ImageFormation:
         The projection canvas is zero-padded to P pixels *after* its last row and column (its
         pixel 0 on canvas pixel 0, as ``rfft2(..., s=(P, P))`` pads): the canvas is periodic, the CTF
         shift-invariant and the ice stationary, so where the molecule sits on it does not matter.
+        (Internally the spectrum is computed and used transposed, ``[k_x, k_y]``: then the long
+        transforms along y run over contiguous memory, and only the molecule's rows are transformed
+        along x.)
         """
         positions = self.positions(params)
-        return torch.cat([self._phase_spectrum(positions[s : s + IMAGES_PER_PASS]) for s in range(0, len(params), IMAGES_PER_PASS)])
+        parts = [self._phase_spectrum_transposed(positions[s : s + IMAGES_PER_PASS]) for s in range(0, len(params), IMAGES_PER_PASS)]
+        return torch.cat(parts).transpose(-1, -2)
 
-    def _phase_spectrum(self, positions: torch.Tensor) -> torch.Tensor:
+    def _phase_spectrum_transposed(self, positions: torch.Tensor) -> torch.Tensor:
         image = torch.fft.irfft2(self.projector.spectrum(positions), s=(self.splat_box,) * 2)
-        return torch.fft.rfft2(image.mul_(self.interaction_constant), s=(self.padded_box,) * 2)
+        rows = torch.fft.rfft(image.mul_(self.interaction_constant), n=self.padded_box, dim=-1)  # [n, S, P // 2 + 1]
+        return torch.fft.fft(rows.transpose(-1, -2), n=self.padded_box, dim=-1)  # [n, P // 2 + 1, P]
 
     def _intensity(self, positions: torch.Tensor, ctf: CTFParams, rngs) -> torch.Tensor:
-        spectrum = self._phase_spectrum(positions)
+        spectrum = self._phase_spectrum_transposed(positions)
         if self.ice_filter is not None and rngs is not None:
-            spectrum += ice_phase_spectra(rngs, self.ice_filter)
+            spectrum += ice_phase_spectra(rngs, self._ice_filter_transposed, half_axis=-2)
         spectrum *= ctf_at_frequencies(ctf, self._kx, self._ky)
         # irfft2 computed only for the box: the y transform, keep the box's rows, then the x transform.
-        rows = torch.fft.ifft(spectrum, dim=-2).index_select(-2, self._box_pixels)
-        contrast = torch.fft.irfft(rows, n=self.padded_box, dim=-1).index_select(-1, self._box_pixels)
+        columns = torch.fft.ifft(spectrum, dim=-1).index_select(-1, self._box_pixels)  # [n, P // 2 + 1, box]
+        contrast = torch.fft.irfft(columns.transpose(-1, -2), n=self.padded_box, dim=-1).index_select(-1, self._box_pixels)
         return contrast.mul_(2.0).add_(1.0)
 
     def intensity(self, params: ParticleParameters, rngs=None) -> torch.Tensor:
