@@ -105,7 +105,9 @@ class GriddingProjector:
     with :func:`~cryogeom.simulate.solvent.displaced_solvent_gaussians`); ``box`` and
     ``pixel_size_angstrom`` the periodic canvas. ``width`` (kernel support in grid points, default
     by dtype, :data:`DEFAULT_WIDTH`) and ``upsampling`` (R >= 2) set the accuracy. Positions anywhere
-    are taken modulo the canvas (it is periodic, as the Fourier series it samples).
+    are taken modulo the canvas (it is periodic, as the Fourier series it samples). On the CPU the
+    result is bit-for-bit the same whatever the batch (images are spread in order, one after the
+    other); CUDA's ``index_add_`` adds atomically, in no fixed order.
     """
 
     def __init__(
