@@ -69,16 +69,17 @@ class PaperEncoder(_Encoder):
 class FastEncoder(_Encoder):
     """A small stride-2 CNN for downsampled images (the default on CPUs).
 
-    ``channels`` sets the width of each stride-2 stage; the spatial size halves per stage until it
-    is at most 4 pixels, then the feature map is flattened.
+    ``channels`` sets the width of each stride-2 stage (the first with a 5×5 kernel, the others
+    3×3); the spatial size halves per stage, then the feature map is flattened.
     """
 
     def __init__(self, box: int, latent_dim: int = 8, pose_conditioning: bool = True, channels: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(1, channels[0], 3, padding=1), nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True)]
-        side, cin = box, channels[0]
-        for cout in channels:
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = []
+        side, cin = box, 1
+        for i, cout in enumerate(channels):
+            k = 5 if i == 0 else 3  # a wider first kernel: the first layer already halves the image
+            layers += [nn.Conv2d(cin, cout, k, stride=2, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             side = (side + 1) // 2
             cin = cout
         self.features = nn.Sequential(*layers)
