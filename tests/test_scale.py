@@ -114,16 +114,17 @@ def _large_protein_step(batch: int) -> dict:
 
 
 def test_n10000_render_and_knn_geometry_in_bounded_memory():
-    small, large = _large_protein_step(8), _large_protein_step(32)
+    small, large = _large_protein_step(4), _large_protein_step(16)
     for result in (small, large):
         assert result["finite"] and result["grad_norm"] > 0
         assert 10_000 * 8 <= result["pairs"] <= 10_000 * 16  # k-NN: O(kN) pairs, not N(N-1)/2 = 5e7
     # Without chunks the splat's profiles take B·M·(Wx + Wy) float32 values (the 84 Å cube spans
     # ~97 px of 1.6 Å with the 6σ margins): 20,000 · 194 · 4 B = 15.5 MB per image, ~2-4 such
-    # tensors alive at the peak: the one-pass splat measured 280 MB at B = 8 and 1,198 MB at B = 32.
-    # Chunked, the profiles stay under 4 × 64 MB whatever the batch (measured 158 and 172 MB).
+    # tensors alive at the peak: the one-pass splat measured 280 MB at B = 8 and 1,198 MB at B = 32
+    # (+38 MB per image). Chunked, the profiles stay under 4 × 64 MB whatever the batch (measured
+    # 158 MB at B = 8 and 172 MB at B = 32).
     assert large["growth_mb"] < 300, large
-    assert large["growth_mb"] - small["growth_mb"] < 60, (small, large)
+    assert large["growth_mb"] - small["growth_mb"] < 60, (small, large)  # one-pass: ~450 MB more
 
 
 # ---------------------------------------------------------------------------------------------
