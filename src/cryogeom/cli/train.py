@@ -42,6 +42,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=nonnegative_float, help="weight of the bond-length loss")
     p.add_argument("--gamma", type=nonnegative_float, help="weight of the centering loss")
     p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss (O(kN)); default all pairs")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference-channel", dest="reference_channel", action="store_const", const=True,
+                     help="the encoder also sees the base structure rendered at the particle's pose")
+    ref.add_argument("--no-reference-channel", dest="reference_channel", action="store_const", const=False)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set any training setting by name (see config.json of a run), e.g. --set decoder_lr_scale=0.3")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     polarity = p.add_mutually_exclusive_group()
@@ -51,6 +57,33 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
     p.add_argument("--force", action="store_true", help="overwrite a run in the output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``--set NAME=VALUE`` items -> {name: value}, typed like the TrainConfig field."""
+    import dataclasses
+    import json
+
+    from cryogeom.train.config import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields or name in ("extra", "preset"):
+            raise InputError(f"--set {item}: expected NAME=VALUE with NAME one of {', '.join(n for n in fields if n not in ('extra', 'preset'))}")
+        default = getattr(TrainConfig(), name)
+        try:
+            value = json.loads(text) if text.strip().lower() not in ("none", "null") else None
+        except json.JSONDecodeError:
+            value = text
+        if value is not None and isinstance(default, bool) and not isinstance(value, bool):
+            raise InputError(f"--set {item}: expected true or false")
+        if value is not None and isinstance(default, (int, float)) and not isinstance(default, bool) and not isinstance(value, (int, float)):
+            raise InputError(f"--set {item}: expected a number")
+        out[name] = value
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -81,7 +114,11 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         invert_data=args.invert_data,
+        reference_channel=args.reference_channel,
     )
+    import dataclasses
+
+    config = dataclasses.replace(config, **parse_settings(args.set))
     run_dir = Path(args.output)
     from cryogeom.train.loop import check_run_dir
 

@@ -11,7 +11,10 @@ Two encoders share one interface, ``encoder(images [B, D, D], rotations [B, 3, 3
 Poses are known inputs of the problem, so the encoder may also see the particle's rotation: with
 ``pose_conditioning`` the flattened rotation matrix is appended to the image features before the
 head, which lets the network separate what the pose does to the image from what the conformation
-does. The paper's encoder sees the image only (``pose_conditioning=False``).
+does. With a *reference channel* the encoder sees, beside the image, the render of the base
+structure at the particle's own pose, shift and CTF (normalised like the data): the network then
+compares like with like instead of learning what every pose does to the image. The paper's
+encoder sees the image only (``pose_conditioning=False``, no reference channel).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ class _Encoder(nn.Module):
     pose_conditioning: bool
 
     def forward(self, images: torch.Tensor, rotations: torch.Tensor | None = None) -> torch.Tensor:
-        """images [B, D, D] -> z [B, latent_dim]; rotations [B, 3, 3] used with pose conditioning."""
-        h = self.features(images.unsqueeze(1)).flatten(1)
+        """images [B, D, D] or [B, C, D, D] -> z [B, latent_dim]; rotations [B, 3, 3] used with pose conditioning."""
+        h = self.features(images.unsqueeze(1) if images.ndim == 3 else images).flatten(1)
         if self.pose_conditioning:
             if rotations is None:
                 raise ValueError("this encoder is pose-conditioned: pass the rotations")
@@ -73,10 +76,10 @@ class FastEncoder(_Encoder):
     3×3); the spatial size halves per stage, then the feature map is flattened.
     """
 
-    def __init__(self, box: int, latent_dim: int = 8, pose_conditioning: bool = True, channels: tuple[int, ...] = (32, 64, 128, 256)):
+    def __init__(self, box: int, latent_dim: int = 8, pose_conditioning: bool = True, channels: tuple[int, ...] = (32, 64, 128, 256), in_channels: int = 1):
         super().__init__()
         layers: list[nn.Module] = []
-        side, cin = box, 1
+        side, cin = box, in_channels
         for i, cout in enumerate(channels):
             k = 5 if i == 0 else 3  # a wider first kernel: the first layer already halves the image
             layers += [nn.Conv2d(cin, cout, k, stride=2, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -87,9 +90,11 @@ class FastEncoder(_Encoder):
         self.head = _head(cin * side * side, latent_dim, pose_conditioning)
 
 
-def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool) -> _Encoder:
+def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool, in_channels: int = 1) -> _Encoder:
     if kind == "paper":
+        if in_channels != 1:
+            raise ValueError("the paper's encoder takes the image only")
         return PaperEncoder(box, latent_dim, pose_conditioning)
     if kind == "fast":
-        return FastEncoder(box, latent_dim, pose_conditioning)
+        return FastEncoder(box, latent_dim, pose_conditioning, in_channels=in_channels)
     raise ValueError(f"unknown encoder {kind!r} (expected 'paper' or 'fast')")

@@ -33,8 +33,10 @@ class Reconstructor(nn.Module):
         decoder: Decoder,
         forward_settings: ForwardSettings,
         output_norm: OutputNorm | None = None,
+        reference_channel: bool = False,
     ):
         super().__init__()
+        self.reference_channel = reference_channel
         base = torch.as_tensor(base_ca_angstrom, dtype=torch.float32)
         self.register_buffer("base_ca", base - base.mean(0))
         self.density = density
@@ -47,8 +49,17 @@ class Reconstructor(nn.Module):
     def n_residues(self) -> int:
         return int(self.base_ca.shape[0])
 
-    def encode(self, images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """images [B, D', D'] (normalised data) -> z [B, d]."""
+    def encode(self, images: torch.Tensor, rotations: torch.Tensor, shifts_angstrom=None, ctf: CTFParams | None = None) -> torch.Tensor:
+        """images [B, D', D'] (normalised data) -> z [B, d].
+
+        With a reference channel (``reference_channel``), the render of the base structure at the
+        same pose, shift and CTF goes in beside the image (no gradient flows through it).
+        """
+        if self.reference_channel:
+            with torch.no_grad():
+                base = self.base_ca.to(images.dtype).expand(len(images), -1, -1)
+                reference = self.render(base, rotations, shifts_angstrom, ctf)
+            images = torch.stack([images, reference], dim=1)
         return self.encoder(images, rotations)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -66,6 +77,6 @@ class Reconstructor(nn.Module):
 
     def forward(self, images, rotations, shifts_angstrom, ctf):
         """-> (z [B, d], X(z) [B, N, 3], normalised render [B, D', D'])."""
-        z = self.encode(images, rotations)
+        z = self.encode(images, rotations, shifts_angstrom, ctf)
         ca = self.decode(z)
         return z, ca, self.render(ca, rotations, shifts_angstrom, ctf)

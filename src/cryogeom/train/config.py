@@ -36,6 +36,7 @@ class TrainConfig:
     latent_dim: int = 8
     encoder: str = "fast"  # "fast" or "paper"
     pose_conditioning: bool = True
+    reference_channel: bool = False  # the encoder also sees the base structure's render at the particle's pose
     decoder_width: int = 350
     decoder_depth: int = 7
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"

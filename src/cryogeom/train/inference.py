@@ -7,6 +7,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryogeom.errors import InputError
+from cryogeom.imaging.ctf import CTFParams
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.train import images as image_prep
 
@@ -38,7 +39,7 @@ def predict(run, particles, indices=None, *, batch_size: int = 256, progress: bo
         pos = np.arange(start, min(n, start + batch_size))
         batch = dataset.get_batch(pos)
         data = image_prep.prepare(batch["image"], run.calibration.invert_data)
-        z = model.encode(data, batch["rotation"])
+        z = model.encode(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
         zs[pos] = z.cpu().numpy()
         cas[pos] = (model.decode(z) + centroid.to(z.device)).cpu().numpy()
         bar.update(len(pos))
