@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from MDAnalysis.analysis.align import rotation_matrix
 
 from cryogeom.examples.elastic_network import (
@@ -108,10 +107,4 @@ def multi_domain_path(ca_angstrom: np.ndarray, atom_positions_angstrom: np.ndarr
         bonded_pairs=np.asarray(bonded_pairs), spring_pairs=springs, spring_constants=constants,
         target_weight=settings.target_weight,
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # thousands of small tensor operations: threads only add overhead
-    try:
-        path = relaxation.track(targets)
-    finally:
-        torch.set_num_threads(threads)
-    return superpose_on_first(path)
+    return superpose_on_first(relaxation.track(targets))

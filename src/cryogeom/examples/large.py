@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from cryogeom.examples.domain_motion import MotionSettings, multi_domain_path
+from cryogeom.errors import InputError
 from cryogeom.examples.residue_frames import AtomFrames
 from cryogeom.structure.io import Structure, Trajectory, atomic_output, read_structure
 
@@ -93,6 +94,10 @@ def cftr(n_frames: int = N_FRAMES, seed: int = SEED, cache_dir: str | os.PathLik
     The Cα path is read from the cache (``cache_dir``, default :func:`default_cache_dir`) or
     generated and written there atomically; an unwritable cache only costs the regeneration.
     """
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames <= SETTINGS.n_modes:
+        raise InputError(f"n_frames: expected an integer > {SETTINGS.n_modes} (one more than the modes mixed), got {n_frames!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
     structure = cftr_structure()
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = path / f"{VERSION}-frames{n_frames}-seed{seed}.npz"

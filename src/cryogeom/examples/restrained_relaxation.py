@@ -157,16 +157,21 @@ class RestrainedRelaxation:
         Continuation: each frame starts from the previous result moved by the change of the
         targets; where targets jump by more than ``max_target_step`` (Å, any residue) the jump
         is walked in equal linear sub-steps, so the result does not depend on how finely the
-        path is sampled.
+        path is sampled. Runs single-threaded (thousands of small tensor operations, where
+        threads only add overhead) and restores the thread count afterwards.
         """
         out = np.empty_like(targets)
         x, previous = self.reference_ca, targets[0]
-        for f, y in enumerate(targets):
-            n_sub = max(1, int(np.ceil(np.linalg.norm(y - previous, axis=1).max() / self.max_target_step)))
-            for k in range(1, n_sub + 1):
-                step = previous + (y - previous) * (k / n_sub)
-                x = self.relax(x + (y - previous) / n_sub, step)
-            out[f], previous = x, y
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for f, y in enumerate(targets):
+                n_sub = max(1, int(np.ceil(np.linalg.norm(y - previous, axis=1).max() / self.max_target_step)))
+                for k in range(1, n_sub + 1):
+                    x = self.relax(x + (y - previous) / n_sub, previous + (y - previous) * (k / n_sub))
+                out[f], previous = x, y
+        finally:
+            torch.set_num_threads(threads)
         return out
 
 
