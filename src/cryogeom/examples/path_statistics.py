@@ -4,7 +4,9 @@
 (the reference) — the numbers docs/examples.md reports for the large example and the tests check.
 Definitions:
 
-* RMSD to frame 0: Cα, after least-squares superposition (Kabsch/QCP), per frame.
+* RMSD to frame 0: Cα, after least-squares superposition (Kabsch/QCP), per frame. Its mean is
+  the EMD-RMSD of always predicting frame 0; the RMSD to the mean structure (mean of the frames
+  superposed on frame 0) gives the other trivial baseline of DESIGN.md.
 * Displacements: per residue, |x_i(t) − x_i(0)| after superposing frame t on frame 0 (all Cα);
   per domain the largest over frames and residues, and the median over residues of each
   residue's largest.
@@ -25,6 +27,8 @@ Definitions:
 * Principal components: of the superposed Cα coordinates [F, 3N] about their mean; the fractions
   of variance explained. One collective mode would put nearly all variance in PC1.
 * Steps: Cα RMSD (no superposition) between consecutive frames, and the largest residue move.
+* Size: the largest distance of a heavy atom from its frame's Cα centroid (the package renders
+  about that centroid, so an image box needs at least twice this, plus the CTF's spread).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class PathStatistics:
     n_residues: int
     n_atoms: int
     rmsd_to_first: np.ndarray
+    rmsd_to_mean: np.ndarray
     domains: list[DomainMotion]
     direction_cosines: np.ndarray
     synchrony: np.ndarray
@@ -78,6 +83,7 @@ class PathStatistics:
     frames_checked_for_atoms: int
     max_step_rmsd: float
     max_step_residue: float
+    max_atom_radius: float
     settings: dict = field(default_factory=dict)
 
     def to_markdown(self) -> str:
@@ -88,6 +94,7 @@ class PathStatistics:
             f"|---|---|",
             f"| frames × residues × heavy atoms | {self.n_frames} × {self.n_residues} × {self.n_atoms} |",
             f"| Cα RMSD to frame 0 (Kabsch): min / median / mean / max | {r[1:].min():.2f} / {np.median(r):.2f} / {r.mean():.2f} / {r.max():.2f} Å |",
+            f"| Cα RMSD to the mean structure (Kabsch): mean / max | {self.rmsd_to_mean.mean():.2f} / {self.rmsd_to_mean.max():.2f} Å |",
             f"| fraction of variance in PC1 / PC2 / PC3 / PC4 / PC5 | {' / '.join(f'{v:.2f}' for v in self.pc_variance_fractions[:5])} |",
             f"| bonded Cα–Cα: mean ± sd (min – max) | {self.bond_mean:.3f} ± {self.bond_sd:.3f} ({self.bond_min:.2f} – {self.bond_max:.2f}) Å |",
             f"| largest change of a bonded Cα–Cα distance from frame 0 | {self.bond_max_change:.2f} Å |",
@@ -97,6 +104,7 @@ class PathStatistics:
             f"| min heavy-atom distance of pairs ≥ {self.settings['atom_clash_angstrom']} Å apart in frame 0 | {self.min_heavy_atom_new_pairs:.2f} Å |",
             f"| new heavy-atom clashes (d < min({self.settings['atom_clash_angstrom']}, d₀ − {self.settings['clash_margin_angstrom']}) Å), {self.frames_checked_for_atoms} frames | {self.new_atom_clashes} |",
             f"| largest step between consecutive frames: Cα RMSD / one residue | {self.max_step_rmsd:.2f} / {self.max_step_residue:.2f} Å |",
+            f"| largest heavy-atom distance from the frame's Cα centroid (checked frames) | {self.max_atom_radius:.1f} Å |",
             "",
             "| domain | residues | max displacement (Å) | median of per-residue max (Å) | max centroid shift (Å) | max rotation (°) | max internal RMSD (Å) |",
             "|---|---|---|---|---|---|---|",
@@ -165,6 +173,8 @@ def describe_path(trajectory: Trajectory, domains: dict[str, tuple[int, int]], *
         signed_shifts.append(shift @ directions[-1])
     directions = np.array(directions)
 
+    mean_structure = superposed.mean(0)
+    rmsd_mean = np.array([np.sqrt(((_superpose(x, mean_structure)[0] - mean_structure) ** 2).sum(1).mean()) for x in ca])
     flat = superposed.reshape(f_count, -1)
     sv = np.linalg.svd(flat - flat.mean(0), compute_uv=False) ** 2
 
@@ -188,9 +198,10 @@ def describe_path(trajectory: Trajectory, domains: dict[str, tuple[int, int]], *
     atom_res = s.atom_residue_index[heavy]
     atoms0 = s.atom_positions[heavy]
     frames = sorted(set(range(0, f_count, atom_frame_stride)) | {f_count - 1})
-    min_atom, min_atom_new, new_atom, min_atom_ref = np.inf, np.inf, 0, np.inf
+    min_atom, min_atom_new, new_atom, min_atom_ref, radius = np.inf, np.inf, 0, np.inf, 0.0
     for f in frames:
         atoms = trajectory.atom_positions(f)[heavy]
+        radius = max(radius, float(np.linalg.norm(atoms - ca[f].mean(0), axis=1).max()))
         p = _nonbonded_pairs(cKDTree(atoms).query_pairs(atom_clash_angstrom + 0.5, output_type="ndarray"), atom_res, bonded_next)
         dist = np.linalg.norm(atoms[p[:, 0]] - atoms[p[:, 1]], axis=1)
         d0 = np.linalg.norm(atoms0[p[:, 0]] - atoms0[p[:, 1]], axis=1)
@@ -203,7 +214,7 @@ def describe_path(trajectory: Trajectory, domains: dict[str, tuple[int, int]], *
 
     steps = np.linalg.norm(np.diff(ca, axis=0), axis=-1) if f_count > 1 else np.zeros((1, n))
     return PathStatistics(
-        n_frames=f_count, n_residues=n, n_atoms=int(heavy.sum()), rmsd_to_first=rmsd, domains=motions,
+        n_frames=f_count, n_residues=n, n_atoms=int(heavy.sum()), rmsd_to_first=rmsd, rmsd_to_mean=rmsd_mean, domains=motions,
         direction_cosines=np.abs(directions @ directions.T), synchrony=np.abs(np.corrcoef(signed_shifts)),
         pc_variance_fractions=sv / sv.sum(),
         bond_mean=float(bonds.mean()), bond_sd=float(bonds.std()), bond_min=float(bonds.min()), bond_max=float(bonds.max()),
@@ -212,6 +223,7 @@ def describe_path(trajectory: Trajectory, domains: dict[str, tuple[int, int]], *
         min_heavy_atom=min_atom, min_heavy_atom_reference=min_atom_ref, min_heavy_atom_new_pairs=min_atom_new,
         new_atom_clashes=new_atom, frames_checked_for_atoms=len(frames),
         max_step_rmsd=float(np.sqrt((steps ** 2).mean(1)).max()), max_step_residue=float(steps.max()),
+        max_atom_radius=radius,
         settings=dict(ca_clash_angstrom=ca_clash_angstrom, atom_clash_angstrom=atom_clash_angstrom,
                       clash_margin_angstrom=clash_margin_angstrom),
     )

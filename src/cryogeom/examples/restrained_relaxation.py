@@ -1,7 +1,7 @@
 """Restrained minimisation that turns target Cα positions into a physical chain, frame by frame.
 
-For targets y [N, 3] (e.g. a linear normal-mode displacement, which stretches bonds once the
-amplitude is large) the Cα trace x minimises (Å², dimensionless weights)
+For targets y [N, 3] (e.g. domains moved rigidly, which run into each other at their interfaces
+and pull their linkers apart) the Cα trace x minimises (Å², dimensionless weights)
 
     E(x) = λ Σ_i |x_i − y_i|²                                  pull towards the targets
          + Σ_springs k_ij (|x_i − x_j| − r⁰_ij)²               elastic network at reference lengths
