@@ -14,7 +14,7 @@ random time profiles, and every frame is relaxed by restrained minimisation (Cα
 no new clashes); atoms follow their residue's local Cα frame; frames are superposed on frame 0,
 which is the deposited structure. How it is made and what it measures: docs/examples.md.
 
-Generating takes ~15 s of CPU; the Cα path is cached in ``$XDG_CACHE_HOME/cryogeom`` (default
+Generating takes ~20 s of CPU (one thread); the Cα path is cached in ``$XDG_CACHE_HOME/cryogeom`` (default
 ``~/.cache/cryogeom``) under a name made of :data:`VERSION`, the frame count and the seed.
 """
 
