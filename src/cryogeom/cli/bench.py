@@ -98,7 +98,7 @@ def run_case(case: Case, root: Path, args) -> dict:
         if case.system == "adk":
             sim += ["--per-conf", str(args.per_conf)]
         else:
-            sim += ["--example", "large", "--per-conf", str(args.large_per_conf), "--box", "160"]
+            sim += ["--example", "cftr", "--per-conf", str(args.large_per_conf), "--box", "160"]
         started = time.monotonic()
         _run(sim)
         (data / "bench_simulate_seconds.txt").write_text(f"{time.monotonic() - started:.1f}\n")

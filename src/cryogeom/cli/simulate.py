@@ -30,6 +30,7 @@ from cryogeom.errors import InputError
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("structure (default: the built-in ADK example)")
+    src.add_argument("--example", choices=("adk", "cftr"), help="a built-in example: adk (214 residues, 102 frames) or cftr (1,181 residues, 200 frames; needs --box 160 at 1 Å/px)")
     src.add_argument("--topology", metavar="TOP", help="topology or structure file (PSF, PDB, mmCIF, GRO, …)")
     src.add_argument("--trajectory", metavar="TRAJ", help="trajectory file (DCD, XTC, TRR, multi-model PDB, …)")
     src.add_argument("--frames", metavar="SEL", help="frames to image: START:STOP[:STEP] (Python slice) or a comma list (default: all)")
@@ -113,6 +114,12 @@ def _config(args):
 
 
 def _load_trajectory(args):
+    if args.example is not None:
+        if args.topology is not None or args.trajectory is not None:
+            raise InputError("--example: give either a built-in example or --topology/--trajectory, not both")
+        from cryogeom.examples import EXAMPLES
+
+        return EXAMPLES[args.example](), f"built-in {args.example.upper()} example"
     if args.topology is None and args.trajectory is None:
         from cryogeom.examples import adk
 

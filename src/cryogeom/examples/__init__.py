@@ -1,5 +1,14 @@
-"""Built-in example systems, made from data that ships in pip packages."""
+"""Built-in example systems, made from data that ships in pip packages.
+
+* :func:`adk` — adenylate kinase (214 residues), the 102-frame closed→open path of
+  MDAnalysisTests (PSF + DCD2), the paper's first protein.
+* :func:`cftr` — a large stand-in for the paper's Nsp13: CFTR chain A (1,181 residues, PDB 6MSM
+  from MDAnalysisTests) in a generated 200-frame multi-domain motion (docs/examples.md).
+"""
 
 from cryogeom.examples.adk import adk
+from cryogeom.examples.large import cftr
 
-__all__ = ["adk"]
+EXAMPLES = {"adk": adk, "cftr": cftr}
+
+__all__ = ["EXAMPLES", "adk", "cftr"]
