@@ -9,7 +9,9 @@ Simulates a small ADK data set once (``cryogeom simulate``: 17 frames × --per-c
 
 The same global batch, so the same optimisation steps. Reported: images/s from ``metrics.csv``
 (rank 0's wall clock per epoch, data loading included, validation excluded), averaged over the
-epochs after the first (which pays for start-up), as Markdown rows. Timings depend on the load
+epochs after the first (which pays for start-up), and the CPU time per image of epochs 2+ (all
+processes and threads: a run of --epochs minus a run of 1 epoch), which shows the cost of the
+processes' communication even when the machine's load keeps them from running in parallel. Timings depend on the load
 of the machine; this one is shared: say so beside any number. The lead reruns benchmarks on a
 quiet machine.
 
@@ -37,8 +39,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(sim: Path, run: Path, *, procs: int, threads: int, epochs: int, batch: int) -> tuple[float, float]:
-    """(images/s averaged over epochs 2.., wall seconds of the command)."""
+def children_cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def train(sim: Path, run: Path, *, procs: int, threads: int, epochs: int, batch: int) -> tuple[float, float, float]:
+    """(images/s averaged over epochs 2.., wall seconds, CPU seconds of all its processes)."""
+    cpu0 = children_cpu_seconds()
     cmd = [sys.executable]
     if procs > 1:
         cmd += ["-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-port", str(free_port())]
@@ -53,7 +63,7 @@ def train(sim: Path, run: Path, *, procs: int, threads: int, epochs: int, batch:
         raise RuntimeError(out.stdout + out.stderr)
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     rates = [float(r["images_per_s"]) for r in rows[1:]] or [float(rows[0]["images_per_s"])]
-    return sum(rates) / len(rates), wall
+    return sum(rates) / len(rates), wall, children_cpu_seconds() - cpu0
 
 
 def main() -> None:
@@ -76,13 +86,19 @@ def main() -> None:
         n = 17 * args.per_conf
         print(f"{n} simulated ADK images of {args.box} px at {args.pixel} Å (trained at ~2 Å/px), global batch {args.batch}, "
               f"{args.epochs} epochs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)\n")  # fmt: skip
-        print("| processes × threads | images/s (epochs 2+) | relative to 1 × 1 | wall time of the run (s) |")
-        print("|---|---|---|---|")
+        n_train = n - min(4000, int(0.1 * n))
+        print("| processes × threads | images/s (epochs 2+) | relative to 1 × 1 | wall time of the run (s) | CPU ms per image, steady state |")
+        print("|---|---|---|---|---|")
         base = None
         for procs, threads in ((1, 1), (1, 2), (2, 1)):
-            rate, wall = train(sim, root / f"run{procs}x{threads}", procs=procs, threads=threads, epochs=args.epochs, batch=args.batch)
+            kw = dict(procs=procs, threads=threads, batch=args.batch)
+            rate, wall, cpu = train(sim, root / f"run{procs}x{threads}", epochs=args.epochs, **kw)
+            # CPU time of epochs 2.. (all processes, all threads): this run minus a 1-epoch run,
+            # which pays the same start-up. Less sensitive to the machine's load than images/s.
+            _, _, cpu1 = train(sim, root / f"run{procs}x{threads}_1", epochs=1, **kw)
+            per_image = 1e3 * (cpu - cpu1) / ((args.epochs - 1) * n_train)
             base = base or rate
-            print(f"| {procs} × {threads} | {rate:.0f} | {rate / base:.2f} | {wall:.0f} |", flush=True)
+            print(f"| {procs} × {threads} | {rate:.0f} | {rate / base:.2f} | {wall:.0f} | {per_image:.2f} |", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
