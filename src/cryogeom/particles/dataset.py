@@ -11,10 +11,12 @@ An item is a dict::
 
 Fast path for training: ``dataset[list_of_positions]`` (or :meth:`ParticleDataset.get_batch`)
 returns the same dict with a leading batch dimension, reading all images in one pass over the
-memory maps (grouped by file, in frame order) and downsampling them in one FFT. A plain
+stack files (grouped by file, in frame order, with ``pread``: nothing is memory-mapped, see
+:mod:`cryogeom.particles.stack`) and downsampling them in one FFT. A plain
 ``DataLoader(dataset, batch_size=B)`` uses it too, through ``__getitems__``; with no copy at all:
 ``DataLoader(dataset, sampler=BatchSampler(RandomSampler(dataset), B, drop_last=False),
-batch_size=None)``. The dataset pickles without pixels and its files re-open in each worker.
+batch_size=None)``, which is what :class:`cryogeom.particles.loader.BatchLoader` does for
+training. The dataset pickles without pixels and its files re-open in each worker.
 """
 
 from __future__ import annotations
