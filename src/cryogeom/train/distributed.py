@@ -21,6 +21,10 @@ Rank 0 alone writes checkpoints, logs and metrics and runs validation (on the un
 eval mode: no collectives). Calibration runs on every rank on the same sample and rank 0's result
 is broadcast. A checkpoint holds the global state only (weights, optimiser, epoch and batch counter
 at the global batch size), so a run resumes with a different number of processes.
+
+Tested on CPUs with gloo (tests/test_distributed.py). The GPU path (nccl, SyncBatchNorm, model,
+optimiser state and batches moved to ``LOCAL_RANK``'s device) follows PyTorch's documented use
+but has not been run here (no GPU on the development machine).
 """
 
 from __future__ import annotations
