@@ -49,7 +49,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set any training setting by name (see config.json of a run), e.g. --set decoder_lr_scale=0.3")
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--num-workers", type=int, help="data-loading worker processes (default 0: load in the main process)")
     polarity = p.add_mutually_exclusive_group()
     polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (override detection)")
     polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (override detection)")
@@ -113,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
         geometry_k=args.geometry_k,
         seed=args.seed,
         threads=args.threads,
+        num_workers=args.num_workers,
         invert_data=args.invert_data,
         reference_channel=args.reference_channel,
     )
