@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cryogeom.errors import InputError
 from cryogeom.structure.elements import atomic_numbers
 
 DENSITY_MODELS = ("ca", "backbone-sidechain", "atoms")
@@ -126,14 +127,14 @@ def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0
     if model == "ca":
         return ResidueDensity(np.arange(n), sigma_res, electrons_res)
     if getattr(structure, "atom_positions", None) is None:
-        raise ValueError(f"the {model!r} density needs an all-atom base structure; this one has Cα only (use 'ca')")
+        raise InputError(f"{getattr(structure, 'source', '') or 'base structure'}: the {model!r} density needs an all-atom base structure; this one has Cα only (use --density ca)")
 
     pos = np.asarray(structure.atom_positions, dtype=np.float64)
     elements = np.asarray(structure.atom_elements)
     res_of_atom = np.asarray(structure.atom_residue_index, dtype=np.int64)
     names = getattr(structure, "atom_names", None)
     if names is None and model == "backbone-sidechain":
-        raise ValueError("the 'backbone-sidechain' density needs atom names in the base structure")
+        raise InputError(f"{getattr(structure, 'source', '') or 'base structure'}: the 'backbone-sidechain' density needs atom names (use --density atoms or ca)")
     names = np.asarray(names if names is not None else [""] * len(pos))
     z = atomic_numbers(elements).astype(np.float64)
     heavy = z > 1

@@ -180,6 +180,11 @@ class Trainer:
         self.dist.barrier()  # every process has checked the directory before rank 0 writes into it
         if resume:
             saved = ckpt.load(self.run_dir / ckpt.CHECKPOINT_NAME)
+            if int(saved["n_residues"]) != base.n_residues:
+                raise InputError(
+                    f"{base.source or 'base structure'}: has {base.n_residues} residues but the run being resumed "
+                    f"was trained with {int(saved['n_residues'])}"
+                )
             keep = {k: v for k, v in asdict(config).items() if k in ("epochs", "max_minutes", "num_workers", "threads", "checkpoint_every_minutes")}
             config = TrainConfig.from_dict({**json.loads(saved["config"]), **keep})
         self.config = config
