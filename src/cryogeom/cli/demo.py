@@ -23,9 +23,9 @@ from cryogeom.cli._types import positive_float, positive_int
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="demo_output", help="output directory (default: demo_output)")
-    p.add_argument("--per-conf", type=positive_int, default=300, help="images per trajectory frame (default: 300)")
+    p.add_argument("--per-conf", type=positive_int, default=600, help="images per trajectory frame (default: 600, the paper's size)")
     p.add_argument("--dose", type=positive_float, default=50.0, help="electrons per Å² (default: 50)")
-    p.add_argument("--train-minutes", type=positive_float, default=10.0, help="training time budget (default: 10)")
+    p.add_argument("--train-minutes", type=positive_float, default=12.0, help="training time budget in minutes (default: 12)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny run that checks the pipeline in about a minute")
 

@@ -1,0 +1,51 @@
+"""Time-to-accuracy of training on the simulated ADK set: validation EMD-RMSD against minutes.
+
+Simulates (or reuses) ADK at the paper's size (102 frames × 600 images, 50 e/Å²), trains with the
+given settings and a time budget, scoring the 4,000 held-out particles after every epoch
+(``cryogeom train --ground-truth``), and prints the curve from the run's metrics.csv as a
+Markdown table with the two baselines. Training minutes exclude the validation passes.
+
+Usage:
+  python benchmarks/time_to_accuracy.py --data /tmp/adk50 --run /tmp/tta_default --minutes 15
+  python benchmarks/time_to_accuracy.py --data /tmp/adk50 --run /tmp/tta_paper --minutes 15 -- --preset paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="simulation directory (created if missing)")
+    ap.add_argument("--run", required=True, help="run directory (overwritten)")
+    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--dose", type=float, default=50.0)
+    ap.add_argument("train_args", nargs="*", help="extra arguments for cryogeom train (after --)")
+    args = ap.parse_args()
+    exe = [sys.executable, "-m", "cryogeom"]
+    data = Path(args.data)
+    if not (data / "ground_truth.npz").is_file():
+        subprocess.run([*exe, "simulate", "--dose", str(args.dose), "--quiet", "--force", "-o", str(data)], check=True)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    cmd = [*exe, "train", str(data / "particles.star"), "--structure", str(data / "base.pdb"), "-o", args.run, "--force",
+           "--ground-truth", str(data / "ground_truth.npz"), "--max-minutes", str(args.minutes), "--epochs", "1000",
+           "--no-progress", *args.train_args]
+    subprocess.run(cmd, check=True)
+    rows = list(csv.DictReader(open(Path(args.run) / "metrics.csv")))
+    print(f"\n{started}, {platform.node()}, {platform.machine()}, command: cryogeom {' '.join(cmd[3:])}\n")
+    print("| training min | epoch | images/s | val RMSD (Å) | val EMD-RMSD (Å) | base structure (Å) | mean structure (Å) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {float(r['train_minutes']):.1f} | {r['epoch']} | {float(r['images_per_s']):.0f} | {float(r['val_rmsd']):.2f} | "
+              f"{float(r['val_emd_rmsd']):.2f} | {float(r['baseline_base_structure']):.2f} | {float(r['baseline_mean_structure']):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
