@@ -174,20 +174,25 @@ def _all_pairs_loss_and_grad(pred: torch.Tensor, base: torch.Tensor, chunk_rows:
     return loss, None
 
 
-class _AllPairsGeometryLoss(torch.autograd.Function):
-    """All-pairs L_geom with the gradient formed in the forward pass (the output is a scalar)."""
+class _LossWithGradient(torch.autograd.Function):
+    """A scalar loss whose gradient w.r.t. ``pred`` is formed in the forward pass.
+
+    ``loss_and_grad(pred, *args, with_grad=True) -> (loss, dloss/dpred)``; the other arguments
+    get no gradient.
+    """
 
     @staticmethod
-    def forward(ctx, pred, base, chunk_rows):
-        loss, grad = _all_pairs_loss_and_grad(pred, base, chunk_rows, with_grad=True)
+    def forward(ctx, loss_and_grad, pred, *args):
+        loss, grad = loss_and_grad(pred, *args, with_grad=True)
         ctx.save_for_backward(grad)
+        ctx.n_args = len(args)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
+        return (None, grad_output * grad) + (None,) * ctx.n_args
 
 
 def geometry_loss(pred: torch.Tensor, base, *, chunk_rows: int | None = None) -> torch.Tensor:
@@ -206,7 +211,7 @@ def geometry_loss(pred: torch.Tensor, base, *, chunk_rows: int | None = None) ->
     if chunk_rows is not None:
         require(int(chunk_rows) >= 1, f"geometry_loss: chunk_rows must be >= 1, got {chunk_rows}")
     if pred.requires_grad and torch.is_grad_enabled():
-        return _AllPairsGeometryLoss.apply(pred, base, chunk_rows)
+        return _LossWithGradient.apply(_all_pairs_loss_and_grad, pred, base, chunk_rows)
     return _all_pairs_loss_and_grad(pred.detach(), base, chunk_rows, with_grad=False)[0]
 
 
@@ -250,25 +255,9 @@ def _pairs_loss_and_grad(pred: torch.Tensor, pairs: torch.Tensor, base_log_d2: t
     return loss, grad.transpose(0, 1)
 
 
-class _PairsGeometryLoss(torch.autograd.Function):
-    """L_geom over listed pairs with the gradient formed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, pred, pairs, base_log_d2):
-        loss, grad = _pairs_loss_and_grad(pred, pairs, base_log_d2, with_grad=True)
-        ctx.save_for_backward(grad)
-        return loss
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
-
-
 def _pairs_loss(pred: torch.Tensor, pairs: torch.Tensor, base_log_d2: torch.Tensor) -> torch.Tensor:
     if pred.requires_grad and torch.is_grad_enabled():
-        return _PairsGeometryLoss.apply(pred, pairs, base_log_d2)
+        return _LossWithGradient.apply(_pairs_loss_and_grad, pred, pairs, base_log_d2)
     return _pairs_loss_and_grad(pred.detach(), pairs, base_log_d2, with_grad=False)[0]
 
 
