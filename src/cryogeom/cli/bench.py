@@ -77,6 +77,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--large-train-minutes", type=positive_float, default=30.0, help="training time per large case (default: 30)")
     p.add_argument("--write", metavar="BENCHMARKS.md", help="write the table into this Markdown file between the markers")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=positive_int, help="CPU threads per training run (default: all cores)")
 
 
 def _run(argv: list[str]) -> None:
@@ -109,6 +110,8 @@ def run_case(case: Case, root: Path, args) -> dict:
              "--seed", str(args.seed), "--no-progress"]
     if not case.geometry:
         train += ["--alpha", "0"]
+    if args.threads:
+        train += ["--threads", str(args.threads)]
     if (run / "model.pt").is_file():
         pass
     elif (run / "checkpoint.pt").is_file():
