@@ -55,6 +55,7 @@ class TrainConfig:
     # data
     validation_size: int = 4000
     validation_fraction: float = 0.1  # at most this fraction of the particles is held out
+    validation_k: int = 1000  # with --ground-truth: held-out particles scored after every epoch (evaluate uses 4000)
     seed: int = 0
     num_workers: int = 0
     threads: int | None = None  # torch intra-op threads; None = all cores

@@ -235,7 +235,7 @@ class Trainer:
         self.ddp_model = self.dist.wrap(self.model, self.optimizer)
         self.validator = None
         if ground_truth is not None and self.is_main:
-            self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy())
+            self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy(), k=config.validation_k)
         self.progress = progress and self.is_main
         self.metrics = MetricsLog(self.run_dir / "metrics.csv", self.is_main)
 
