@@ -131,6 +131,16 @@ class Distributed:
         dist.all_reduce(t)
         return dict(zip(keys, t.tolist()))
 
+    def maximum(self, value: float) -> float:
+        """The largest of ``value`` over the processes (e.g. the training time, so all agree)."""
+        if self.world_size == 1:
+            return float(value)
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
     def any(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any."""
         if self.world_size == 1:

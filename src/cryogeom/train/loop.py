@@ -330,6 +330,8 @@ class Trainer:
         if cfg.lr_schedule == "constant":
             return cfg.lr * warm
         progress = min(1.0, step / total)
+        if cfg.max_minutes:  # a time budget: decay over the budget (whichever ends first)
+            progress = max(progress, min(1.0, self.state.train_seconds / (60 * cfg.max_minutes)))
         return warm * (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress)))
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -398,6 +400,8 @@ class Trainer:
                     values = self.step(batch, n_global)
                     dt = time.monotonic() - t0
                     st.train_seconds += dt
+                    if cfg.max_minutes is not None:  # the time budget drives the schedule: processes agree on it
+                        st.train_seconds = self.dist.maximum(st.train_seconds)
                     st.step_in_epoch += 1
                     st.global_step += 1
                     seen += n_global
