@@ -11,7 +11,7 @@ Three parts (Markdown tables on stdout):
    ``MALLOC_MMAP_THRESHOLD_=1048576`` (every block ≥ 1 MB returned when freed: the live tensors).
 2. **The geometry loss alone at N = 10,000** (batch 16, forward + backward): all pairs vs k-NN.
 3. **Cost table**: step time against N (214, 590, 1181, 10,000) and D (64, 80, 128), with the
-   share of each part — encoder, decoder, density (pseudo-atoms from Cα), render (splat + CTF +
+   share of each part — encoder (with the reference render of the base structure beside the image), decoder, density (pseudo-atoms from Cα), render (splat + CTF +
    output normalisation + image loss), geometry loss (all pairs), optimiser (Adam) — each timed
    forward + backward on its own with the real shapes (the best of --repeats runs after one
    warm-up), and the whole step measured as one. The k-NN geometry loss (k = 16), alone and in a
@@ -216,14 +216,14 @@ def part_costs(n: int, box: int, repeats: int) -> dict:
     optimizer = make_optimizer(config, model)
     gen = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        z = model.encoder(b["images"], b["rotations"])
+        z = model.encode(b["images"], b["rotations"], b["shifts"], b["ctf"])
         ca = model.decode(z)
         points = model.density(ca)
     grad_z, grad_ca, grad_points = (torch.randn(t.shape, generator=gen) for t in (z, ca, points))
     sigma, mass = model.density.sigma, model.density.mass
 
     def encoder():
-        model.encoder(b["images"], b["rotations"]).backward(grad_z)
+        model.encode(b["images"], b["rotations"], b["shifts"], b["ctf"]).backward(grad_z)
 
     def decoder():
         model.decode(z.clone().requires_grad_()).backward(grad_ca)

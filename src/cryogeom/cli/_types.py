@@ -1,45 +1,38 @@
-"""argparse value types that reject bad values with a one-line message naming what was expected."""
+"""argparse value types that reject bad values with a one-line message naming what was expected,
+and argument groups that several subcommands share."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Callable, TypeVar
+
+T = TypeVar("T", int, float)
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in "invalid <type> value" messages
+    return parse
 
 
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+positive_float = _checked(float, lambda v: v > 0, "a positive number")
+nonnegative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
+positive_int = _checked(int, lambda v: v > 0, "a positive integer")
+nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+box_size = _checked(int, lambda v: v >= 8, "a box size in pixels (integer >= 8)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def box_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a box size in pixels (integer >= 8), got {text!r}") from None
-    if value < 8:
-        raise argparse.ArgumentTypeError(f"expected a box size in pixels (integer >= 8), got {text!r}")
-    return value
+def add_run_particle_args(p: argparse.ArgumentParser) -> None:
+    """The particle-file options of commands that read a trained run's particles again."""
+    p.add_argument("--particles", help="the run's particle file (default: the one recorded in RUN/config.json)")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
+    p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")

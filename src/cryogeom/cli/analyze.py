@@ -26,17 +26,7 @@ from __future__ import annotations
 
 import argparse
 
-from cryogeom.cli._types import positive_int
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+from cryogeom.cli._types import nonnegative_int, positive_int
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -47,7 +37,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pcs", type=positive_int, default=3, help="principal components to traverse and plot (default 3)")
     p.add_argument("--traversal-points", type=positive_int, default=10, help="conformations per traversal (default 10, at least 2)")
     p.add_argument("--clusters", type=positive_int, default=10, help="k of k-means (default 10)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="k-means seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="k-means seed (default 0)")
     p.add_argument("--select", metavar="EXPR", help='latent region to export, e.g. cluster=3, cluster=3,5, "pc1<-0.5", "pc1>0.2,pc2<0"')
     p.add_argument("-o-star", "--output-star", dest="output_star", metavar="OUT.star", help="where --select writes the .star subset")
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")

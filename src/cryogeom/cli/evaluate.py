@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 
-from cryogeom.cli._types import positive_int
+from cryogeom.cli._types import add_run_particle_args, positive_int
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory written by cryogeom train")
     p.add_argument("--ground-truth", required=True, help="ground_truth.npz written by cryogeom simulate with the particles")
-    p.add_argument("--particles", help="the run's particle file (default: the one recorded in RUN/config.json)")
-    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
-    p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
-    p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")
+    add_run_particle_args(p)
     p.add_argument("-k", type=positive_int, default=4000, help="validation particles to score (default 4000, as in the paper)")
     p.add_argument("--n-images", type=positive_int, default=8, help="particles shown beside their renders (default 8)")
     p.add_argument("--batch-size", type=positive_int, default=256)
