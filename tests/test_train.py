@@ -144,6 +144,22 @@ def test_refuses_a_directory_holding_another_run(tiny_dataset, tiny_run, capsys)
     assert (tiny_run / "model.pt").stat().st_mtime_ns == before
 
 
+def test_force_replaces_the_previous_run_and_keeps_other_files(tiny_dataset, tiny_run, tmp_path, capsys):
+    run = tmp_path / "forced"
+    shutil.copytree(tiny_run, run)
+    (run / "evaluation.json").write_text("{}")
+    (run / "notes.txt").write_text("the user's own file")
+    old_rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(old_rows) >= 2
+    status, err = _train_cli(capsys, tiny_dataset / "particles.star", "--structure", tiny_dataset / "base.pdb", "-o", run,
+                             "--force", "--epochs", "1", "--batch-size", "16")  # fmt: skip
+    assert status == 0, err
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1"]  # the old run's rows are gone, not appended to
+    assert not (run / "evaluation.json").exists()  # its evaluation scored the old model
+    assert (run / "notes.txt").read_text() == "the user's own file"
+
+
 def test_batch_size_larger_than_the_data(tiny_dataset, tmp_path, capsys):
     status, err = _train_cli(capsys, tiny_dataset / "particles.star", "--structure", tiny_dataset / "base.pdb", "-o", tmp_path / "r", "--batch-size", "5000")
     assert status == 2 and len(err.splitlines()) == 1 and "--batch-size" in err

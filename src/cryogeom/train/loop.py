@@ -24,6 +24,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -52,6 +53,9 @@ from cryogeom.train.run import BASE_NAME
 from cryogeom.train.validation import GroundTruthValidator
 
 RUN_MARKERS = ("config.json", ckpt.CHECKPOINT_NAME, ckpt.MODEL_NAME)
+# What a run directory holds besides its markers; --force removes these so nothing of the old run
+# (a longer metrics log, its model, its evaluation and report) is mistaken for the new one's.
+RUN_OUTPUTS = ("metrics.csv", "calibration.json", "evaluation.json", "report.html", "tensorboard", "figures", "analysis")
 LOSS_TERMS = ("loss", "image", "geometry", "bond", "centering")
 
 
@@ -99,6 +103,16 @@ def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
             raise InputError(f"{run_dir}: no {ckpt.CHECKPOINT_NAME} to resume from")
     elif holds_run and not force:
         raise InputError(f"{run_dir}: holds another run; use --resume to continue it or --force to overwrite it")
+
+
+def remove_previous_run(run_dir: Path) -> None:
+    """Delete the files of an earlier run in ``run_dir`` (a forced start); other files stay."""
+    for name in (*RUN_MARKERS, *RUN_OUTPUTS):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def write_base_structure(path: Path, base) -> None:
@@ -244,6 +258,7 @@ class Trainer:
         cfg = self.config
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_previous_run(self.run_dir)
             _save_json(
                 self.run_dir / "config.json",
                 {
