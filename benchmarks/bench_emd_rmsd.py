@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -26,15 +25,10 @@ from cryogeom.evaluate.rmsd_matrix import rmsd_matrix
 
 
 def adk_frames() -> np.ndarray:
-    """Cα coordinates [102, 214, 3] (Å) of the ADK path."""
-    import MDAnalysis as mda
-    from MDAnalysisTests.datafiles import DCD2, PSF
+    """Cα coordinates [102, 214, 3] (Å) of the ADK closed→open path (the built-in example)."""
+    from cryogeom.examples import adk
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        u = mda.Universe(PSF, DCD2)
-        ca = u.select_atoms("name CA")
-        return np.array([ca.positions.astype(np.float64) for _ in u.trajectory])
+    return adk().ca
 
 
 def hinge_frames(n: int, frames: int, rng: np.random.Generator) -> np.ndarray:

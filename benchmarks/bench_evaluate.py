@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,10 @@ from cryogeom.imaging.rotations import random_rotations
 
 
 def adk_frames() -> np.ndarray:
-    """Cα coordinates [102, 214, 3] (Å) of the ADK closed→open path."""
-    import MDAnalysis as mda
-    from MDAnalysisTests.datafiles import DCD2, PSF
+    """Cα coordinates [102, 214, 3] (Å) of the ADK closed→open path (the built-in example)."""
+    from cryogeom.examples import adk
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        u = mda.Universe(PSF, DCD2)
-        ca = u.select_atoms("name CA")
-        return np.array([ca.positions.astype(np.float64) for _ in u.trajectory])
+    return adk().ca
 
 
 def main() -> None:
