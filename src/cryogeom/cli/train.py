@@ -56,7 +56,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (override detection)")
     p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
-    p.add_argument("--force", action="store_true", help="overwrite a run in the output directory")
+    p.add_argument("--force", action="store_true", help="replace the run in the output directory (its checkpoint, model, metrics, evaluation and report are removed; other files stay)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
