@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from cryogeom.particles.cryodrgn import write_ctf, write_poses
 
 CHUNK = 10_000
 
@@ -93,12 +94,8 @@ def write_stack(root: Path, n: int, box: int) -> Path:
             block = noise[:k].copy()
             block[:, 0, 0] = np.arange(start, start + k, dtype=np.float32)  # exact below 2**24
             fh.write(block.tobytes())
-    rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
-    with open(root / "pose.pkl", "wb") as fh:
-        pickle.dump((rot, np.zeros((n, 2))), fh)
-    ctf = np.tile([box, 2.0, 15000.0, 15000.0, 0.0, 300.0, 2.7, 0.07, 0.0], (n, 1))
-    with open(root / "ctf.pkl", "wb") as fh:
-        pickle.dump(ctf, fh)
+    write_poses(root / "pose.pkl", np.broadcast_to(np.eye(3), (n, 3, 3)), np.zeros((n, 2)))
+    write_ctf(root / "ctf.pkl", np.tile([box, 2.0, 15000.0, 15000.0, 0.0, 300.0, 2.7, 0.07, 0.0], (n, 1)))
     return path
 
 

@@ -186,3 +186,20 @@ def test_pickles_with_wrong_shapes_are_rejected(tmp_path):
         read_particles(STACK_A, poses=poses)
     with pytest.raises(InputError, match="needs poses"):
         read_particles(STACK_A)
+
+
+def test_written_cryodrgn_pickles_read_back(tmp_path):
+    from cryogeom.imaging.rotations import random_rotations
+    from cryogeom.particles.cryodrgn import load_ctf, load_poses, write_ctf, write_poses
+
+    rng = np.random.default_rng(3)
+    rot, trans = random_rotations(5, rng), rng.uniform(-0.05, 0.05, (5, 2))
+    ctf = np.column_stack([np.full(5, 64), np.full(5, 1.3), rng.uniform(1e4, 2e4, (5, 2)), rng.uniform(0, 180, 5),
+                           np.full(5, 300.0), np.full(5, 2.7), np.full(5, 0.1), np.zeros(5)])  # fmt: skip
+    write_poses(tmp_path / "pose.pkl", rot, trans)
+    write_ctf(tmp_path / "ctf.pkl", ctf)
+    got_rot, got_trans = load_poses(tmp_path / "pose.pkl", 5)
+    np.testing.assert_array_equal(got_rot, rot)
+    np.testing.assert_array_equal(got_trans, trans)
+    np.testing.assert_array_equal(load_ctf(tmp_path / "ctf.pkl", 5), ctf)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctf.pkl", "pose.pkl"]  # no temporary left

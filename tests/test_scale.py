@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ import pytest
 import torch
 
 from cryogeom.imaging.projector import MAX_PROFILE_ELEMENTS, splat_gaussians
+from cryogeom.particles.cryodrgn import write_ctf, write_poses
 from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
 
 # ---------------------------------------------------------------------------------------------
@@ -145,12 +145,8 @@ def _write_cryodrgn_set(root: Path, n: int, box: int, chunk: int = 5000) -> Path
         fh.seek(1024)
         for start in range(0, n, chunk):
             fh.write(rng.normal(size=(min(chunk, n - start), box, box)).astype(np.float32).tobytes())
-    rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
-    with open(root / "pose.pkl", "wb") as fh:
-        pickle.dump((rot, np.zeros((n, 2))), fh)
-    ctf = np.tile([box, 2.0, 15000.0, 15000.0, 0.0, 300.0, 2.7, 0.07, 0.0], (n, 1))
-    with open(root / "ctf.pkl", "wb") as fh:
-        pickle.dump(ctf, fh)
+    write_poses(root / "pose.pkl", np.broadcast_to(np.eye(3), (n, 3, 3)), np.zeros((n, 2)))
+    write_ctf(root / "ctf.pkl", np.tile([box, 2.0, 15000.0, 15000.0, 0.0, 300.0, 2.7, 0.07, 0.0], (n, 1)))
     return path
 
 

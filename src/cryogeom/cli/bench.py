@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ def _run(argv: list[str]) -> None:
 
 
 def run_case(case: Case, root: Path, args) -> dict:
+    from cryogeom.evaluate.evaluation import write_json_atomic
+    from cryogeom.evaluate.run_files import read_metrics
+
     result_path = root / "results" / f"{case.name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
@@ -112,19 +116,13 @@ def run_case(case: Case, root: Path, args) -> dict:
         train += ["--alpha", "0"]
     if args.threads:
         train += ["--threads", str(args.threads)]
-    if (run / "model.pt").is_file():
-        pass
-    elif (run / "checkpoint.pt").is_file():
-        _run(train + ["--resume"])
-    else:
-        _run(train + ["--force"])
+    if not (run / "model.pt").is_file():  # not trained to the end yet: continue or start
+        _run(train + (["--resume"] if (run / "checkpoint.pt").is_file() else ["--force"]))
     _run(["evaluate", str(run), "--ground-truth", str(data / "ground_truth.npz"), "--no-progress"])
     scores = json.loads((run / "evaluation.json").read_text())
     state = json.loads((run / "config.json").read_text())
-    metrics = (run / "metrics.csv").read_text().strip().splitlines()
-    import csv
-
-    rows = list(csv.DictReader(metrics))
+    metrics = read_metrics(run)
+    last = metrics.iloc[-1] if metrics is not None else None
     out = {
         "case": case.name,
         "label": case.label,
@@ -134,19 +132,19 @@ def run_case(case: Case, root: Path, args) -> dict:
         "baseline_mean_structure_angstrom": scores["baseline_mean_structure_angstrom"],
         "k": scores["k"],
         "n_particles": state["n_particles"],
-        "train_minutes": float(rows[-1]["train_minutes"]) if rows else None,
-        "epochs": float(rows[-1]["epoch"]) if rows else None,
-        "images_per_s": float(rows[-1]["images_per_s"]) if rows else None,
+        "train_minutes": float(last["train_minutes"]) if last is not None else None,
+        "epochs": float(last["epoch"]) if last is not None else None,
+        "images_per_s": float(last["images_per_s"]) if last is not None else None,
     }
     result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(out, indent=2))
+    write_json_atomic(result_path, out)
     return out
 
 
 def table(results: list[dict], args) -> str:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.node() or 'this machine'} ({platform.processor() or platform.machine()}, "
-        f"2 cores, CPU only) with `cryogeom bench paper` (ADK: {args.per_conf} images per frame × 102 frames, "
+        f"{os.cpu_count()} cores, CPU only) with `cryogeom bench paper` (ADK: {args.per_conf} images per frame × 102 frames, "
         f"{args.train_minutes:g} min of training per case; large stand-in: {args.large_per_conf} per frame, "
         f"{args.large_train_minutes:g} min). EMD-RMSD and RMSD on the held-out particles (K = up to 4000).",
         "",

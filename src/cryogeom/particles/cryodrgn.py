@@ -127,6 +127,29 @@ def load_ctf(path: str | os.PathLike, n: int) -> np.ndarray:
     return ctf
 
 
+def _dump_atomically(path: Path, value) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(value, fh, protocol=4)
+    os.replace(tmp, path)
+
+
+def write_poses(path: str | os.PathLike, rot: np.ndarray, trans: np.ndarray) -> None:
+    """Write a cryoDRGN ``pose.pkl``: ``(rot [n, 3, 3], trans [n, 2] in fractions of the box)``."""
+    rot, trans = np.asarray(rot, dtype=np.float64), np.asarray(trans, dtype=np.float64)
+    if rot.ndim != 3 or rot.shape[1:] != (3, 3) or trans.shape != (len(rot), 2):
+        raise ValueError(f"expected rot [n, 3, 3] and trans [n, 2], got {rot.shape} and {trans.shape}")
+    _dump_atomically(Path(path), (rot, trans))
+
+
+def write_ctf(path: str | os.PathLike, ctf: np.ndarray) -> None:
+    """Write a cryoDRGN ``ctf.pkl``: float [n, 9] (D, Apix, dfu, dfv, dfang, kV, Cs, w, phase shift)."""
+    ctf = np.asarray(ctf, dtype=np.float64)
+    if ctf.ndim != 2 or ctf.shape[1] != 9:
+        raise ValueError(f"expected a CTF array [n, 9], got {ctf.shape}")
+    _dump_atomically(Path(path), ctf)
+
+
 def read_stack_list(path: Path) -> list[Path]:
     """A cryoDRGN .txt file: one stack path per line, relative to the .txt's directory."""
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -294,11 +294,7 @@ class Trainer:
             _save_json(self.run_dir / "calibration.json", asdict(cal))
 
     def _load_state(self, saved: dict) -> None:
-        n_saved = int(saved["n_residues"])
-        if n_saved != self.base.n_residues:
-            raise InputError(
-                f"{self.base.source or 'base structure'}: has {self.base.n_residues} residues but the run being resumed was trained with {n_saved}"
-            )
+        # the residue count was checked against the base structure in __init__, before any set-up
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.state = RunState(**{k: v for k, v in saved["state"].items()})
