@@ -23,14 +23,9 @@ import numpy as np
 
 from cryogeom.evaluate import figures
 from cryogeom.evaluate.evaluation import per_residue_errors, score_conformations
+from cryogeom.examples import adk
 from cryogeom.imaging.rotations import random_rotations
 
-
-def adk_frames() -> np.ndarray:
-    """Cα coordinates [102, 214, 3] (Å) of the ADK closed→open path (the built-in example)."""
-    from cryogeom.examples import adk
-
-    return adk().ca
 
 
 def main() -> None:
@@ -39,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    path = adk_frames()
+    path = adk().ca  # the built-in ADK closed→open path, [102, 214, 3] Å
     frames = rng.integers(0, len(path), size=args.k)
     truth = path[frames]
     pred = truth + rng.normal(size=truth.shape)

@@ -83,9 +83,11 @@ def main() -> None:
     dataset = ParticleDataset(particles, indices=idx, downsample_box=box)
     sse = np.zeros((k, n_frames))
     z_all, pred = np.zeros((k, run.config.latent_dim)), np.zeros((k, model.n_residues, 3))
+    network_sse = np.zeros(k)
     for pos, img, rot, shift, ctf in batches(dataset, k, 50, invert):
-        z, ca, _ = model(img, rot, shift, ctf)
+        z, ca, render = model(img, rot, shift, ctf)
         z_all[pos], pred[pos] = z.numpy(), (ca + centroid).numpy()
+        network_sse[pos] = ((render - img) ** 2).sum((1, 2)).numpy()
         for f in range(n_frames):
             render = model.render(frames[f].expand(len(pos), -1, -1), rot, shift, ctf)
             sse[pos, f] = ((render - img) ** 2).sum((1, 2)).numpy()
@@ -124,16 +126,17 @@ def main() -> None:
     out["decoder_path"] = {"bias_mean": float(np.mean(bias)), "spread_mean": float(np.mean(spread)), "best_prediction_per_frame": reach}
 
     # 4: image loss (mean per pixel) of the prediction and of the truth, training vs held-out
-    losses = {}
-    for name, subset in (("training", np.load(Path(args.run) / "training_indices.npy")[:k]), ("held_out", idx)):
-        ds = ParticleDataset(particles, indices=subset, downsample_box=box)
-        net = gt = 0.0
-        for pos, img, rot, shift, ctf in batches(ds, len(subset), 200, invert):
-            _, _, render = model(img, rot, shift, ctf)
-            net += float(((render - img) ** 2).mean((1, 2)).sum())
-            render = model.render(frames[frame_of[subset[pos]]], rot, shift, ctf)
-            gt += float(((render - img) ** 2).mean((1, 2)).sum())
-        losses[name] = {"network": net / len(subset), "ground_truth": gt / len(subset)}
+    # (held-out: from the passes above; training: one more pass)
+    pixels = box * box
+    losses = {"held_out": {"network": float(network_sse.mean() / pixels), "ground_truth": float(sse[np.arange(k), true].mean() / pixels)}}
+    subset = np.load(Path(args.run) / "training_indices.npy")[:k]
+    net = gt = 0.0
+    for pos, img, rot, shift, ctf in batches(ParticleDataset(particles, indices=subset, downsample_box=box), len(subset), 200, invert):
+        _, _, render = model(img, rot, shift, ctf)
+        net += float(((render - img) ** 2).mean((1, 2)).sum())
+        render = model.render(frames[frame_of[subset[pos]]], rot, shift, ctf)
+        gt += float(((render - img) ** 2).mean((1, 2)).sum())
+    losses["training"] = {"network": net / len(subset), "ground_truth": gt / len(subset)}
     out["image_loss_per_pixel"] = losses
     print(json.dumps(out, indent=2))
 

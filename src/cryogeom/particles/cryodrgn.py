@@ -128,10 +128,10 @@ def load_ctf(path: str | os.PathLike, n: int) -> np.ndarray:
 
 
 def _dump_atomically(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    from cryogeom.structure.io import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         pickle.dump(value, fh, protocol=4)
-    os.replace(tmp, path)
 
 
 def write_poses(path: str | os.PathLike, rot: np.ndarray, trans: np.ndarray) -> None:
