@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cryogeom.imaging.ctf import CTFParams
+from cryogeom.imaging.ctf import CTFParams, ctf_rfft2
+from cryogeom.imaging.fourier import centre_pad, filter_and_crop
+from cryogeom.imaging.inplane import canonical_view
 from cryogeom.imaging.forward import ForwardModel, ForwardSettings
 from cryogeom.model.decoder import Decoder
 from cryogeom.model.density import ResidueDensity
@@ -34,9 +36,15 @@ class Reconstructor(nn.Module):
         forward_settings: ForwardSettings,
         output_norm: OutputNorm | None = None,
         reference_channel: bool = False,
+        encoder_matched_filter: bool = False,
+        encoder_canonical_inplane: bool = False,
+        encoder_filter_b_factor_angstrom2: float | None = None,
     ):
         super().__init__()
         self.reference_channel = reference_channel
+        self.encoder_matched_filter = encoder_matched_filter
+        self.encoder_canonical_inplane = encoder_canonical_inplane
+        self.encoder_filter_b_factor_angstrom2 = encoder_filter_b_factor_angstrom2
         base = torch.as_tensor(base_ca_angstrom, dtype=torch.float32)
         self.register_buffer("base_ca", base - base.mean(0))
         self.density = density
@@ -50,17 +58,42 @@ class Reconstructor(nn.Module):
         return int(self.base_ca.shape[0])
 
     def encode(self, images: torch.Tensor, rotations: torch.Tensor, shifts_angstrom=None, ctf: CTFParams | None = None) -> torch.Tensor:
-        """images [B, D', D'] (normalised data) -> z [B, d].
+        """images [B, D', D'] (normalised data) -> z [B, d]; the encoder sees :meth:`encoder_input`."""
+        return self.encoder(*self.encoder_input(images, rotations, shifts_angstrom, ctf))
 
-        With a reference channel (``reference_channel``), the render of the base structure at the
-        same pose, shift and CTF goes in beside the image (no gradient flows through it).
+    def encoder_input(self, images, rotations, shifts_angstrom=None, ctf: CTFParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the encoder sees: (channels [B, C, D', D'], poses [B, 3, 3]).
+
+        * Reference channel (``reference_channel``): beside the image, the render of the base
+          structure at the same pose, shift and CTF (no gradient flows through it).
+        * Matched filter (``encoder_matched_filter``): every channel convolved with the particle's
+          own CTF (times ``exp(-B k² / 4)`` with ``encoder_filter_b_factor_angstrom2``). The image
+          term of the likelihood, ``-2 <x, c ⊛ r>``, is ``-2 <c ⊛ x, r>``: the CTF-filtered image is
+          what carries the evidence about a structure r, with its phase flips undone and the
+          frequencies the CTF erased left out.
+        * Canonical in-plane orientation (``encoder_canonical_inplane``): channels and pose turned
+          by the pose's in-plane angle (:mod:`cryogeom.imaging.inplane`), so a particle looks the
+          same at every in-plane angle.
         """
+        channels = images.unsqueeze(1)
         if self.reference_channel:
             with torch.no_grad():
                 base = self.base_ca.to(images.dtype).expand(len(images), -1, -1)
                 reference = self.render(base, rotations, shifts_angstrom, ctf)
-            images = torch.stack([images, reference], dim=1)
-        return self.encoder(images, rotations)
+            channels = torch.stack([images, reference], dim=1)
+        if self.encoder_matched_filter and ctf is not None:
+            channels = self.ctf_filter(channels, ctf)
+        if self.encoder_canonical_inplane:
+            channels, rotations = canonical_view(channels, rotations.to(images.dtype))
+        return channels, rotations
+
+    def ctf_filter(self, images: torch.Tensor, ctf: CTFParams) -> torch.Tensor:
+        """images [B, C, D', D'] -> each convolved with its particle's CTF (on the padded render box)."""
+        s = self.renderer.settings
+        padded = s.render_box
+        like = dict(dtype=images.dtype, device=images.device)
+        transfer = ctf_rfft2(ctf.to(**like), padded, s.pixel_size_angstrom, b_factor_angstrom2=self.encoder_filter_b_factor_angstrom2)
+        return filter_and_crop(centre_pad(images, padded), transfer.unsqueeze(1), s.box)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z [B, d] -> Cα clouds X(z) [B, N, 3] (Å, about the base structure's Cα centroid; add ``Run.base_centroid`` for the base structure's own frame)."""

@@ -18,8 +18,13 @@ def build_model(config: TrainConfig, base, box: int, pixel_size_angstrom: float)
     base = base.centred()
     train_box = config.train_box(box, pixel_size_angstrom)
     train_pixel = pixel_size_angstrom * box / train_box
-    density = build_density(base, config.density)
+    density = build_density(base, config.density, weights=config.density_weights)
     encoder = build_encoder(config.encoder, train_box, config.latent_dim, config.pose_conditioning, 2 if config.reference_channel else 1)
     decoder = Decoder(config.latent_dim, base.n_residues, config.decoder_width, config.decoder_depth)
     settings = ForwardSettings(box=train_box, pixel_size_angstrom=train_pixel, pad_factor=config.pad_factor)
-    return Reconstructor(base.ca, density, encoder, decoder, settings, reference_channel=config.reference_channel)
+    return Reconstructor(
+        base.ca, density, encoder, decoder, settings, reference_channel=config.reference_channel,
+        encoder_matched_filter=config.encoder_matched_filter,
+        encoder_canonical_inplane=config.encoder_canonical_inplane,
+        encoder_filter_b_factor_angstrom2=config.encoder_filter_b_factor_angstrom2,
+    )

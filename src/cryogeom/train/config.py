@@ -40,9 +40,13 @@ class TrainConfig:
     encoder: str = "fast"  # "fast" or "paper"
     pose_conditioning: bool = True
     reference_channel: bool = True  # the encoder also sees the base structure's render at the particle's pose
+    encoder_matched_filter: bool = True  # the encoder's channels convolved with the particle's CTF
+    encoder_filter_b_factor_angstrom2: float | None = None  # with it, times exp(-B k² / 4)
+    encoder_canonical_inplane: bool = True  # the encoder sees every particle turned to the canonical in-plane angle of its pose
     decoder_width: int = 350
     decoder_depth: int = 7
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"
+    density_weights: str = "ice"  # richer densities: atoms weighed by their contrast in ice ("ice") or atomic number ("electrons")
     # images
     train_pixel_angstrom: float | None = 2.0  # Fourier-downsample to about this pixel size; None = full resolution
     pad_factor: float = 2.0
@@ -69,8 +73,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """The configuration saved by a run; settings added since it was written take the value
+        that reproduces what that run did (``_BEFORE_ADDED``), not today's default."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{**_BEFORE_ADDED, **{k: v for k, v in values.items() if k in known}})
 
     def train_box(self, box: int, pixel_size_angstrom: float) -> int:
         """The box the encoder sees and the renderer draws: about ``train_pixel_angstrom`` per pixel."""
@@ -79,6 +85,10 @@ class TrainConfig:
         side = math.ceil(box * pixel_size_angstrom / self.train_pixel_angstrom)
         side += side % 2  # even boxes: the Fourier crop keeps a symmetric band
         return int(min(box, max(32, side)))
+
+
+# Settings added after runs had been saved, with the behaviour those runs had.
+_BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons"}
 
 
 def preset(name: str, **overrides) -> TrainConfig:
@@ -94,6 +104,8 @@ def preset(name: str, **overrides) -> TrainConfig:
             encoder="paper",
             pose_conditioning=False,
             reference_channel=False,
+            encoder_matched_filter=False,
+            encoder_canonical_inplane=False,
             alpha=0.05,
             density="ca",
             train_pixel_angstrom=None,
