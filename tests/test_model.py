@@ -99,3 +99,31 @@ def test_density_conserves_the_electron_count(model):
     total = residue_sigma_and_electrons(s.resnames)[1].sum()
     assert dens.mass.sum().item() == pytest.approx(total, rel=1e-6)
     assert (dens.sigma >= 1.0).all() if model != "ca" else (dens.sigma > 0).all()
+
+
+@pytest.mark.parametrize("weights", ["ice", "electrons"])
+def test_density_conserves_the_electron_count_with_either_weights(weights):
+    from cryogeom.structure.residues import residue_sigma_and_electrons
+
+    s = _toy_structure()
+    dens = build_density(s, "backbone-sidechain", weights=weights)
+    assert dens.mass.sum().item() == pytest.approx(residue_sigma_and_electrons(s.resnames)[1].sum(), rel=1e-6)
+
+
+def test_ice_weights_follow_each_atoms_contrast_in_ice():
+    """Backbone (N, CA, C, O) against side chain (CB) of alanine: in ice nitrogen keeps most of its
+    contrast and carbon little of it, so the backbone outweighs the side chain more than in vacuum."""
+    from cryogeom.model.density import contrast_in_ice
+    from cryogeom.simulate.ice import IceModel
+    from cryogeom.simulate.scattering import projected_potential_gaussians
+    from cryogeom.simulate.solvent import EXCLUDED_VOLUME_ANGSTROM3
+
+    c, n, o = contrast_in_ice(["C", "N", "O"])
+    a_carbon = projected_potential_gaussians(["C"])[0].sum()
+    assert c == pytest.approx(a_carbon - IceModel().mean_potential_volt() * EXCLUDED_VOLUME_ANGSTROM3["C"], rel=1e-9)
+    assert 0 < c < o < n  # vacuum order by atomic number would be C < N < O
+    s = _toy_structure()
+    ice, electrons = build_density(s, "backbone-sidechain", weights="ice"), build_density(s, "backbone-sidechain", weights="electrons")
+    ratio = lambda d: float(d.mass[0] / d.mass[1])  # noqa: E731 — residue 0: backbone, then side chain
+    assert ratio(ice) == pytest.approx((n + 2 * c + o) / c, rel=1e-6)
+    assert ratio(electrons) == pytest.approx((7 + 6 + 6 + 8) / 6, rel=1e-6)

@@ -5,9 +5,10 @@ Two presets:
 * ``default`` — the settings that reach a given accuracy fastest on a CPU (measured, see
   BENCHMARKS.md): the encoder sees and the renderer draws a Fourier-downsampled image
   (``train_pixel_angstrom`` ≈ 2 Å), a small stride-2 encoder that also sees the pose and, as a
-  second channel, the base structure rendered at the particle's pose; a
-  two-Gaussians-per-residue density; a larger learning rate with cosine decay and a slower
-  decoder; and a geometry loss weight α = 0.005 (the paper's 0.05 held the reconstructions near
+  second channel, the base structure rendered at the particle's pose, both channels convolved
+  with the particle's CTF and turned to the canonical in-plane angle of its pose; a
+  two-Gaussians-per-residue density weighed by the atoms' contrast in ice; a larger learning
+  rate with cosine decay over 8 epochs and a slower decoder; and a geometry loss weight α = 0.005 (the paper's 0.05 held the reconstructions near
   the base structure: EMD-RMSD 2.7 Å against 1.6 Å on ADK at 50 e/Å²). β and γ are the paper's.
 * ``paper`` — the paper's settings (section 3, appendices A-F): the paper's encoder at full
   resolution, one Gaussian per residue, Adam at a constant 1e-5, batch 128, CTF on a 300/80 padded
@@ -27,7 +28,7 @@ PRESETS = ("default", "paper")
 @dataclass
 class TrainConfig:
     # optimisation
-    epochs: int = 20
+    epochs: int = 8  # the cosine schedule ends here; longer schedules score worse on ADK (BENCHMARKS.md)
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "cosine"  # "cosine" (to lr_min over the run) or "constant"
