@@ -166,6 +166,13 @@ def test_batch_size_larger_than_the_data(tiny_dataset, tmp_path, capsys):
     assert not (tmp_path / "r" / "config.json").exists()
 
 
+def test_a_setting_outside_its_choices(tiny_dataset, tmp_path, capsys):
+    status, err = _train_cli(capsys, tiny_dataset / "particles.star", "--structure", tiny_dataset / "base.pdb", "-o", tmp_path / "r",
+                             "--set", "density_weights=vacuum")  # fmt: skip
+    assert status == 2 and len(err.splitlines()) == 1 and "density_weights" in err and "ice, electrons" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_star_referencing_missing_stack(tiny_dataset, tmp_path, capsys):
     star = tmp_path / "moved.star"
     shutil.copy(tiny_dataset / "particles.star", star)  # the .mrcs stays behind

@@ -121,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = dataclasses.replace(config, **parse_settings(args.set))
+    config.check()
     run_dir = Path(args.output)
     from cryogeom.train.loop import check_run_dir
 

@@ -69,6 +69,22 @@ class TrainConfig:
     preset: str = "default"
     extra: dict = field(default_factory=dict)
 
+    #: settings that take one of a few words, and the words
+    CHOICES = {
+        "lr_schedule": ("cosine", "constant"),
+        "encoder": ("fast", "paper"),
+        "density": ("ca", "backbone-sidechain", "atoms"),
+        "density_weights": ("ice", "electrons"),
+    }
+
+    def check(self) -> None:
+        """InputError (one line) for a setting outside its choices."""
+        from cryogeom.errors import InputError
+
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise InputError(f"setting {name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
