@@ -25,9 +25,9 @@ def inplane_angle(rotations: torch.Tensor) -> torch.Tensor:
     return torch.atan2(rotations[..., 1, 2], rotations[..., 0, 2])
 
 
-def canonical_rotations(rotations: torch.Tensor) -> torch.Tensor:
-    """``R_c = Rz(-ψ) R`` [B, 3, 3]: the pose without its in-plane turn (``R_c[1, 2] = 0``)."""
-    psi = inplane_angle(rotations)
+def canonical_rotations(rotations: torch.Tensor, psi: torch.Tensor | None = None) -> torch.Tensor:
+    """``R_c = Rz(-ψ) R`` [B, 3, 3]: the pose without its in-plane turn (``R_c[1, 2] = 0``); ψ if already known."""
+    psi = inplane_angle(rotations) if psi is None else psi
     c, s = torch.cos(psi), torch.sin(psi)
     turn = torch.zeros_like(rotations)
     turn[:, 0, 0], turn[:, 0, 1], turn[:, 1, 0], turn[:, 1, 1], turn[:, 2, 2] = c, s, -s, c, 1
@@ -53,7 +53,8 @@ def turn_images(images: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
 
 def canonical_view(images: torch.Tensor, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(images [B, C, D, D] turned to the canonical in-plane orientation, the canonical poses [B, 3, 3])."""
-    return turn_images(images, inplane_angle(rotations)), canonical_rotations(rotations)
+    psi = inplane_angle(rotations)
+    return turn_images(images, psi), canonical_rotations(rotations, psi)
 
 
 __all__ = ["canonical_rotations", "canonical_view", "inplane_angle", "turn_images"]

@@ -136,6 +136,28 @@ def contrast_in_ice(elements) -> np.ndarray:
     return weight.sum(1) + solvent.sum(1)
 
 
+def _hydrogen_hosts(pos, heavy, res_of_atom, atom_weight) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the nearest heavy atom of the same residue, weight) for every hydrogen that has one."""
+    from scipy.spatial import cKDTree
+
+    hydrogens, heavy_atoms = np.flatnonzero(~heavy), np.flatnonzero(heavy)
+    if len(hydrogens) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    tree = cKDTree(pos[heavy_atoms])
+    k = min(8, len(heavy_atoms))
+    _, near = tree.query(pos[hydrogens], k=k)
+    near = heavy_atoms[near.reshape(len(hydrogens), k)]
+    same = res_of_atom[near] == res_of_atom[hydrogens][:, None]  # nearest first: the first True
+    host = near[np.arange(len(hydrogens)), same.argmax(1)]
+    found = same.any(1)
+    for i in np.flatnonzero(~found):  # rare: none of the 8 nearest is in the residue
+        h = hydrogens[i]
+        own = heavy_atoms[res_of_atom[heavy_atoms] == res_of_atom[h]]
+        if len(own):
+            host[i], found[i] = own[np.argmin(((pos[own] - pos[h]) ** 2).sum(1))], True
+    return host[found], atom_weight[hydrogens[found]]
+
+
 def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0, weights: str = "ice") -> ResidueDensity:
     """The pseudo-atom density of ``structure`` (a :class:`cryogeom.structure.io.Structure`).
 
@@ -178,10 +200,7 @@ def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0
 
     if weights == "ice":
         atom_weight = contrast_in_ice(elements)
-        for h in np.flatnonzero(~heavy):  # hydrogens: onto the nearest heavy atom of the residue
-            same = np.flatnonzero(heavy & (res_of_atom == res_of_atom[h]))
-            if len(same):
-                atom_weight[same[np.argmin(((pos[same] - pos[h]) ** 2).sum(1))]] += atom_weight[h]
+        np.add.at(atom_weight, *_hydrogen_hosts(pos, heavy, res_of_atom, atom_weight))
     elif weights == "electrons":
         atom_weight = z
     else:

@@ -22,6 +22,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from cryogeom.model.density import DENSITY_MODELS
+
 PRESETS = ("default", "paper")
 
 
@@ -73,7 +75,7 @@ class TrainConfig:
     CHOICES = {
         "lr_schedule": ("cosine", "constant"),
         "encoder": ("fast", "paper"),
-        "density": ("ca", "backbone-sidechain", "atoms"),
+        "density": DENSITY_MODELS,
         "density_weights": ("ice", "electrons"),
     }
 
