@@ -12,6 +12,7 @@ from cryogeom.imaging.rotations import random_rotations
 from cryogeom.losses import (
     MIN_SQUARED_DISTANCE_ANGSTROM2,
     GeometryLoss,
+    chain_window_pairs,
     geometry_loss,
     geometry_loss_pairs,
     geometry_loss_reference,
@@ -336,3 +337,44 @@ def test_pairs_fast_path_equals_float64_autograd(distance, dtype):
     assert float((grad.double() - ref_grad).norm() / ref_grad.norm()) < tol(dtype)
     with torch.no_grad():
         assert module(pred64.to(dtype)).item() == pytest.approx(loss.item(), rel=tol(dtype))
+
+
+# ----------------------------------------------------------------------------- the chain's local fold
+
+
+def test_chain_window_pairs_follow_the_chain_and_never_cross_a_break():
+    bonded = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [5, 6], [6, 7]])  # chains 0-4 and 5-7
+    assert chain_window_pairs(bonded, 8, 1).tolist() == bonded.tolist()
+    pairs = chain_window_pairs(bonded, 8, 3)
+    expected = {(i, j) for lo, hi in ((0, 4), (5, 7)) for i in range(lo, hi + 1) for j in range(i + 1, min(i + 3, hi) + 1)}
+    assert {tuple(p) for p in pairs.tolist()} == expected
+    assert chain_window_pairs(np.zeros((0, 2)), 3, 3).shape == (0, 2)
+
+
+def hinged(base, hinge, angle_deg):
+    """``base`` with the residues after ``hinge`` turned by ``angle_deg`` about an axis through residue ``hinge``."""
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    out = base.copy()
+    out[hinge + 1:] = (base[hinge + 1:] - base[hinge]) @ rot.T + base[hinge]
+    return out
+
+
+def test_chain_loss_lets_a_domain_turn_at_a_hinge_that_all_pairs_resist():
+    n, hinge, window = 60, 30, 3
+    base = random_walk(n, seed=4)
+    moved = torch.as_tensor(hinged(base, hinge, 60.0)[None])
+    bonded = np.stack([np.arange(n - 1), np.arange(1, n)], 1)
+    pairs = chain_window_pairs(bonded, n, window)
+    chain = GeometryLoss(base, pairs=pairs)
+    assert float(chain(torch.as_tensor(base[None]))) == 0.0
+    # Only the pairs that span the hinge change: without them the loss is exactly zero.
+    spanning = (pairs[:, 0] <= hinge) & (pairs[:, 1] > hinge) & ~((pairs[:, 0] == hinge) & (pairs[:, 1] == hinge + 1))
+    assert 0 < spanning.sum() <= window * (window + 1) // 2
+    assert float(GeometryLoss(base, pairs=pairs[~spanning])(moved)) == pytest.approx(0.0, abs=1e-12)
+    # Per pair, the hinge costs the chain loss far less than it costs all pairs.
+    all_pairs = float(geometry_loss(moved, base))
+    assert float(chain(moved)) * chain.n_pairs < 0.1 * all_pairs * GeometryLoss(base).n_pairs
+    # …and the chain loss still sees what all pairs see: rigid motions are free, local distortion is not.
+    assert float(chain(rigidly_moved(moved))) == pytest.approx(float(chain(moved)), rel=1e-9)
+    assert float(chain(perturbed(base, 2))) > 0.01

@@ -48,6 +48,33 @@ def test_short_training_lowers_the_image_loss(tiny_dataset, tmp_path):
     assert after < before - 1e-3, (before, after)
 
 
+def test_every_loss_term_enters_the_total_with_its_weight(tiny_dataset, tmp_path):
+    from cryogeom.losses.geometry import GeometryLoss, chain_window_pairs
+
+    weights = dict(alpha=0.01, beta=0.02, gamma=0.3, chain_weight=0.7)
+    tr = _trainer(tiny_dataset, tmp_path / "run", **weights)
+    batch = tr.dataset.get_batch(tr.train_idx[:8])
+    with torch.no_grad():
+        for p in tr.model.decoder.parameters():  # a decoder that moves the residues, so every term is non-zero
+            p.add_(0.05 * torch.randn_like(p))
+        terms = tr.losses(batch)
+    total = terms["image"] + 0.01 * terms["geometry"] + 0.02 * terms["bond"] + 0.3 * terms["centering"] + 0.7 * terms["chain"]
+    assert float(terms["loss"]) == pytest.approx(float(total), rel=1e-6)
+    assert all(float(terms[k]) > 0 for k in ("geometry", "bond", "chain"))
+    # The chain term is the geometry loss over the residues 1-3 bonds apart in the base structure.
+    base = read_structure(tiny_dataset / "base.pdb")
+    from cryogeom.imaging.ctf import CTFParams
+    from cryogeom.train import images as prep
+
+    with torch.no_grad():
+        data = prep.prepare(batch["image"], tr.calibration.invert_data)
+        _, ca, _ = tr.model(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
+        chain = GeometryLoss(tr.model.base_ca.double(), pairs=chain_window_pairs(base.bonded_pairs, len(base.ca), 3))(ca.double())
+    assert float(terms["chain"]) == pytest.approx(float(chain), rel=1e-4)
+    off = _trainer(tiny_dataset, tmp_path / "off", chain_weight=0.0)
+    assert float(off.losses(batch)["chain"]) == 0.0
+
+
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):
     straight = _trainer(tiny_dataset, tmp_path / "straight")
     straight.fit()

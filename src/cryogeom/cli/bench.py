@@ -113,7 +113,7 @@ def run_case(case: Case, root: Path, args) -> dict:
              "--ground-truth", str(data / "ground_truth.npz"), "--max-minutes", f"{minutes:g}", "--epochs", "1000",
              "--seed", str(args.seed), "--no-progress"]
     if not case.geometry:
-        train += ["--alpha", "0"]
+        train += ["--alpha", "0", "--chain-weight", "0"]
     if args.threads:
         train += ["--threads", str(args.threads)]
     if not (run / "model.pt").is_file():  # not trained to the end yet: continue or start

@@ -41,6 +41,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=nonnegative_float, help="weight of the geometry degradation loss (0 switches it off)")
     p.add_argument("--beta", type=nonnegative_float, help="weight of the bond-length loss")
     p.add_argument("--gamma", type=nonnegative_float, help="weight of the centering loss")
+    p.add_argument("--chain-weight", type=nonnegative_float,
+                   help="weight of the chain loss: the geometry loss over residues 1-3 bonds apart, the chain's local fold (0 switches it off)")
     p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss (O(kN)); default all pairs")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference-channel", dest="reference_channel", action="store_const", const=True,
@@ -112,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
         beta=args.beta,
         gamma=args.gamma,
         geometry_k=args.geometry_k,
+        chain_weight=args.chain_weight,
         seed=args.seed,
         threads=args.threads,
         num_workers=args.num_workers,

@@ -144,14 +144,14 @@ def plot_loss_curves(metrics, path) -> Path:
             axes[0].plot(x, y, style, ms=3, label=label)
     axes[0].set_title("image loss", fontsize=10)
 
-    for name, label in (("train_geometry", "geometry"), ("train_bond", "bond")):
+    for name, label in (("train_geometry", "geometry"), ("train_chain", "chain"), ("train_bond", "bond")):
         y = _column(metrics, name)
         if y is not None:
             axes[1].plot(x, y, style, ms=3, label=label)
     geometry = _column(metrics, "train_geometry")
     if geometry is not None and np.all(geometry[np.isfinite(geometry)] > 0):
         axes[1].set_yscale("log")
-    axes[1].set_title("geometry and bond losses (training)", fontsize=10)
+    axes[1].set_title("geometry, chain and bond losses (training)", fontsize=10)
 
     if validation:
         ax = axes[2]

@@ -177,6 +177,7 @@ def _training_section(metrics) -> str:
     add("final image loss (training)", "train_image", lambda v: f"{v:.5g}")
     add("final image loss (validation)", "val_image", lambda v: f"{v:.5g}")
     add("final geometry loss", "train_geometry", lambda v: f"{v:.3g}")
+    add("final chain loss", "train_chain", lambda v: f"{v:.3g}")
     add("final bond loss", "train_bond", lambda v: f"{v:.3g}")
     add("final learning rate", "lr", lambda v: f"{v:.3g}")
     return "<h2>Training</h2>\n" + _table(rows)

@@ -317,6 +317,29 @@ def pairs_within_cutoff(base, cutoff_angstrom: float) -> np.ndarray:
     return _unordered_unique(pairs[:, 0], pairs[:, 1])
 
 
+def chain_window_pairs(bonded_pairs, n_residues: int, window: int) -> np.ndarray:
+    """Unordered pairs [P, 2] (i < j, sorted) of residues 1…``window`` bonds apart along one chain.
+
+    ``bonded_pairs`` [M, 2] are the chain's consecutive residues (``Structure.bonded_pairs``: chain
+    ends and gaps left out), so no pair spans a chain break. With ``window`` = 3 the pairs (i, i+2)
+    and (i, i+3) fix the Cα trace's virtual bond angles and torsions — its local fold — and leave
+    the hinges between domains free to turn."""
+    require(isinstance(window, (int, np.integer)) and window >= 1, f"chain_window_pairs: window must be an integer >= 1, got {window}")
+    bonded = np.asarray(bonded_pairs, dtype=np.int64).reshape(-1, 2)
+    nxt = np.full(int(n_residues), -1, dtype=np.int64)
+    nxt[bonded[:, 0]] = bonded[:, 1]
+    rows, cols = [], []
+    j = np.arange(int(n_residues))
+    for _ in range(int(window)):
+        j = np.where(j >= 0, nxt[np.maximum(j, 0)], -1)
+        ok = j >= 0
+        rows.append(np.flatnonzero(ok))
+        cols.append(j[ok])
+    if not sum(len(r) for r in rows):
+        return np.zeros((0, 2), dtype=np.int64)
+    return _unordered_unique(np.concatenate(rows), np.concatenate(cols))
+
+
 # --------------------------------------------------------------------------------------------
 # the training-time object
 
@@ -332,21 +355,23 @@ class GeometryLoss(torch.nn.Module):
     """
 
     def __init__(self, base, k: int | None = None, cutoff_angstrom: float | None = None,
-                 chunk_rows: int | None = None):
+                 chunk_rows: int | None = None, pairs=None):
         super().__init__()
-        require(k is None or cutoff_angstrom is None, "GeometryLoss: give k or cutoff_angstrom, not both")
+        require(sum(x is not None for x in (k, cutoff_angstrom, pairs)) <= 1, "GeometryLoss: give at most one of k, cutoff_angstrom, pairs")
         base_np = _base_array(base, "GeometryLoss")
         self.k = k
         self.cutoff_angstrom = cutoff_angstrom
         self.chunk_rows = chunk_rows
         self.n_residues = base_np.shape[0]
         self.register_buffer("base", torch.as_tensor(base_np))
-        if k is None and cutoff_angstrom is None:
+        self.explicit_pairs = pairs is not None
+        if k is None and cutoff_angstrom is None and pairs is None:
             self.register_buffer("pairs", None)
             self.register_buffer("base_log_d2", None)
         else:
-            pairs = nearest_neighbour_pairs(base_np, k) if k is not None else pairs_within_cutoff(base_np, cutoff_angstrom)
-            pairs = torch.as_tensor(pairs)
+            if pairs is None:
+                pairs = nearest_neighbour_pairs(base_np, k) if k is not None else pairs_within_cutoff(base_np, cutoff_angstrom)
+            pairs = _check_pairs(torch.as_tensor(np.asarray(pairs), dtype=torch.long), self.n_residues, "GeometryLoss")
             self.register_buffer("pairs", pairs)
             self.register_buffer("base_log_d2", _log_squared_distances(self.base, pairs))
 
@@ -367,7 +392,7 @@ class GeometryLoss(torch.nn.Module):
         return _pairs_loss(pred, pairs, self.base_log_d2.to(dtype=pred.dtype, device=pred.device))
 
     def extra_repr(self) -> str:
-        mode = "all pairs" if self.pairs is None else (f"k={self.k}" if self.k is not None else f"cutoff={self.cutoff_angstrom} Å")
+        mode = "all pairs" if self.pairs is None else (f"k={self.k}" if self.k is not None else "given pairs" if self.explicit_pairs else f"cutoff={self.cutoff_angstrom} Å")
         return f"n_residues={self.n_residues}, {mode}, n_pairs={self.n_pairs}"
 
 

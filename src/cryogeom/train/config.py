@@ -59,6 +59,8 @@ class TrainConfig:
     beta: float = 0.005
     gamma: float = 0.1
     geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
+    chain_weight: float = 0.0  # δ: weight of L_chain, the geometry loss over residues 1…chain_window bonds apart
+    chain_window: int = 3
     # data
     validation_size: int = 4000
     validation_fraction: float = 0.1  # at most this fraction of the particles is held out
@@ -107,7 +109,7 @@ class TrainConfig:
 
 
 # Settings added after runs had been saved, with the behaviour those runs had.
-_BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons"}
+_BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0}
 
 
 def preset(name: str, **overrides) -> TrainConfig:
@@ -126,6 +128,7 @@ def preset(name: str, **overrides) -> TrainConfig:
             encoder_matched_filter=False,
             encoder_canonical_inplane=False,
             alpha=0.05,
+            chain_weight=0.0,
             density="ca",
             train_pixel_angstrom=None,
             pad_factor=300 / 80,

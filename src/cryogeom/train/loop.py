@@ -39,7 +39,7 @@ from cryogeom.errors import InputError
 from cryogeom.imaging.ctf import CTFParams
 from cryogeom.losses.bond import bond_loss
 from cryogeom.losses.centering import centering_loss
-from cryogeom.losses.geometry import GeometryLoss
+from cryogeom.losses.geometry import GeometryLoss, chain_window_pairs
 from cryogeom.losses.image import image_loss
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
@@ -56,7 +56,7 @@ RUN_MARKERS = ("config.json", ckpt.CHECKPOINT_NAME, ckpt.MODEL_NAME)
 # What a run directory holds besides its markers; --force removes these so nothing of the old run
 # (a longer metrics log, its model, its evaluation and report) is mistaken for the new one's.
 RUN_OUTPUTS = ("metrics.csv", "calibration.json", "evaluation.json", "report.html", "tensorboard", "figures", "analysis")
-LOSS_TERMS = ("loss", "image", "geometry", "bond", "centering")
+LOSS_TERMS = ("loss", "image", "geometry", "bond", "centering", "chain")
 
 
 class TrainingDiverged(RuntimeError):
@@ -231,6 +231,8 @@ class Trainer:
         self.loader = BatchLoader(self.dataset, self.sampler, num_workers=config.num_workers, pin_memory=self.dist.device.type == "cuda")
         self.geometry = GeometryLoss(self.model.base_ca.double(), k=config.geometry_k)
         self.bonds = torch.as_tensor(base.bonded_pairs, dtype=torch.long)
+        chain_pairs = chain_window_pairs(base.bonded_pairs, len(base.ca), config.chain_window)
+        self.chain = GeometryLoss(self.model.base_ca.double(), pairs=chain_pairs) if config.chain_weight and len(chain_pairs) else None
         self.state = RunState()
         self.calibration: Calibration | None = None
 
@@ -355,7 +357,9 @@ class Trainer:
         terms["geometry"] = self.geometry(ca) if cfg.alpha else zero
         terms["bond"] = bond_loss(ca, self.bonds) if cfg.beta and len(self.bonds) else zero
         terms["centering"] = centering_loss(ca) if cfg.gamma else zero
-        terms["loss"] = terms["image"] + cfg.alpha * terms["geometry"] + cfg.beta * terms["bond"] + cfg.gamma * terms["centering"]
+        terms["chain"] = self.chain(ca) if self.chain is not None else zero
+        terms["loss"] = (terms["image"] + cfg.alpha * terms["geometry"] + cfg.beta * terms["bond"] + cfg.gamma * terms["centering"]
+                         + cfg.chain_weight * terms["chain"])
         return terms
 
     def step(self, batch, n_global: int | None = None) -> dict[str, float]:
@@ -420,7 +424,7 @@ class Trainer:
                         sums[k] += values[k] * n_global
                     bar.update(1)
                     bar.set_postfix(
-                        {"img": f"{values['image']:.4f}", "geom": f"{values['geometry']:.4f}", "bond": f"{values['bond']:.3f}",
+                        {"img": f"{values['image']:.4f}", "geom": f"{values['geometry']:.4f}", "chain": f"{values['chain']:.5f}", "bond": f"{values['bond']:.3f}",
                          "img/s": f"{n_global / max(dt, 1e-9):.0f}"},
                         refresh=False,
                     )
@@ -458,7 +462,7 @@ class Trainer:
         return {"state": asdict(st), "run_dir": str(self.run_dir)}
 
     def _summary(self, row: dict) -> str:
-        parts = [f"epoch {row['epoch']}", f"{row['train_minutes']:.1f} min", f"image {row['train_image']:.4f}", f"geometry {row['train_geometry']:.4f}", f"{row['images_per_s']:.0f} img/s"]
+        parts = [f"epoch {row['epoch']}", f"{row['train_minutes']:.1f} min", f"image {row['train_image']:.4f}", f"geometry {row['train_geometry']:.4f}", f"chain {row['train_chain']:.5f}", f"{row['images_per_s']:.0f} img/s"]
         for key in ("val_image", "val_rmsd", "val_emd_rmsd"):
             if key in row:
                 parts.append(f"{key} {row[key]:.4f}")
