@@ -283,7 +283,7 @@ def test_module_moves_buffers_and_accepts_float32():
         (lambda b: nearest_neighbour_pairs(b, 10), "k must be an integer in 1..9"),
         (lambda b: nearest_neighbour_pairs(b, 0), "k must be"),
         (lambda b: pairs_within_cutoff(b, 0.5), "no residue pairs"),
-        (lambda b: GeometryLoss(b, k=3, cutoff_angstrom=8.0), "not both"),
+        (lambda b: GeometryLoss(b, k=3, cutoff_angstrom=8.0), "at most one of"),
         (lambda b: GeometryLoss(b[:1]), "at least 2 residues"),
         (lambda b: GeometryLoss(b, k=3)(torch.zeros(1, 8, 3)), "pred has 8 residues"),
         (lambda b: geometry_loss_pairs(torch.zeros(1, 10, 3), b, [[0, 10]]), "pairs must index residues"),
