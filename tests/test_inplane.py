@@ -112,10 +112,11 @@ def test_encoder_sees_the_same_particle_at_every_inplane_angle():
 
 def test_runs_saved_before_the_encoder_options_load_without_them():
     saved = json_of(preset("default"))
-    for name in ("encoder_matched_filter", "encoder_canonical_inplane"):
+    for name in ("encoder_matched_filter", "encoder_canonical_inplane", "chain_weight"):
         del saved[name]
     old = TrainConfig.from_dict(saved)
     assert not old.encoder_matched_filter and not old.encoder_canonical_inplane
+    assert old.chain_weight == 0.0 and preset("default").chain_weight > 0 and preset("paper").chain_weight == 0.0
     assert TrainConfig.from_dict(json_of(preset("default"))).encoder_canonical_inplane
     assert not preset("paper").encoder_matched_filter and not preset("paper").encoder_canonical_inplane
 

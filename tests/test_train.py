@@ -198,6 +198,10 @@ def test_a_setting_outside_its_choices(tiny_dataset, tmp_path, capsys):
                              "--set", "density_weights=vacuum")  # fmt: skip
     assert status == 2 and len(err.splitlines()) == 1 and "density_weights" in err and "ice, electrons" in err
     assert not (tmp_path / "r").exists()
+    status, err = _train_cli(capsys, tiny_dataset / "particles.star", "--structure", tiny_dataset / "base.pdb", "-o", tmp_path / "r",
+                             "--set", "chain_window=0")  # fmt: skip
+    assert status == 2 and len(err.splitlines()) == 1 and "chain_window" in err and ">= 1" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_star_referencing_missing_stack(tiny_dataset, tmp_path, capsys):
