@@ -17,17 +17,19 @@ clamped below at ``MIN_SQUARED_DISTANCE_ANGSTROM2`` = 1e-2 Å² (0.1 Å) before 
 ball, as for ``torch.clamp``). Above 0.1 Å nothing is changed, so the loss is exactly 0 at the
 base and scale behaviour is exact.
 
-Three ways to choose the pairs
-------------------------------
+Four ways to choose the pairs
+-----------------------------
 * all pairs (the paper): :func:`geometry_loss`, a custom autograd function with a hand-written
   gradient, computed in blocks of rows of the upper triangle so that memory stays
   O(B · chunk · N), never O(B · N²). The gradient is formed in the same pass as the loss (the
   output is a scalar, so the backward only rescales it); cost O(B · N²).
 * the k nearest neighbours of every residue in the base (paper footnote 4):
   :func:`nearest_neighbour_pairs`, cost O(B · k · N);
-* all pairs closer than a cutoff in the base: :func:`pairs_within_cutoff`.
+* all pairs closer than a cutoff in the base: :func:`pairs_within_cutoff`;
+* the pairs 1…w bonds apart along each chain: :func:`chain_window_pairs` — the training's
+  *chain loss* (weight δ), the Cα trace's local fold, which leaves hinges free.
 
-The last two give a list of unordered pairs for :func:`geometry_loss_pairs` (also with a
+The last three give a list of unordered pairs for :func:`geometry_loss_pairs` (also with a
 hand-written gradient: one gather, one scatter-add); each pair counts once, so with k = N − 1
 the k-NN loss equals the all-pairs loss. :class:`GeometryLoss` holds the
 base structure and (optionally) the pair list, and moves with ``.to(device)``.
