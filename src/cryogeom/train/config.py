@@ -11,7 +11,7 @@ Two presets:
   rate with cosine decay over 8 epochs and a slower decoder; a geometry loss weight α = 0.005 (the paper's 0.05 held the reconstructions near
   the base structure: EMD-RMSD 2.7 Å against 1.6 Å on ADK at 50 e/Å²); and a chain loss δ = 0.5,
   the geometry loss over residues 1-3 bonds apart, which holds the Cα trace's local fold while the
-  domains turn at their hinges (EMD-RMSD 1.05 Å against 1.37 Å without it on ADK at 50 e/Å²).
+  domains turn at their hinges (EMD-RMSD 1.08 Å against 1.37 Å without it on ADK at 50 e/Å²).
   β and γ are the paper's.
 * ``paper`` — the paper's settings (section 3, appendices A-F): the paper's encoder at full
   resolution, one Gaussian per residue, Adam at a constant 1e-5, batch 128, CTF on a 300/80 padded
