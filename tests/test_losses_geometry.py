@@ -372,7 +372,7 @@ def test_chain_loss_lets_a_domain_turn_at_a_hinge_that_all_pairs_resist():
     spanning = (pairs[:, 0] <= hinge) & (pairs[:, 1] > hinge) & ~((pairs[:, 0] == hinge) & (pairs[:, 1] == hinge + 1))
     assert 0 < spanning.sum() <= window * (window + 1) // 2
     assert float(GeometryLoss(base, pairs=pairs[~spanning])(moved)) == pytest.approx(0.0, abs=1e-12)
-    # Per pair, the hinge costs the chain loss far less than it costs all pairs.
+    # In total (mean × number of pairs), the hinge costs the chain loss far less than it costs all pairs.
     all_pairs = float(geometry_loss(moved, base))
     assert float(chain(moved)) * chain.n_pairs < 0.1 * all_pairs * GeometryLoss(base).n_pairs
     # …and the chain loss still sees what all pairs see: rigid motions are free, local distortion is not.
