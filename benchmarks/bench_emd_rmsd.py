@@ -20,8 +20,8 @@ import time
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from cryogeom.evaluate.emd import emd_rmsd
-from cryogeom.evaluate.rmsd_matrix import rmsd_matrix
+from cryogeom.metrics.emd import emd_rmsd
+from cryogeom.metrics.rmsd_matrix import rmsd_matrix
 from cryogeom.examples import adk
 
 

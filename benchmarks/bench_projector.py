@@ -72,7 +72,8 @@ def run_case(case: str, batch: int, repeats: int, threads: int | None, splat: st
     if threads:
         torch.set_num_threads(threads)
     from cryogeom.imaging.ctf import CTFParams
-    from cryogeom.imaging.forward import ForwardModel, ForwardSettings, pose_points
+    from cryogeom.imaging.forward import ForwardModel, ForwardSettings
+    from cryogeom.imaging.rotations import pose_points
     from cryogeom.imaging.projector import splat_gaussians
     from cryogeom.imaging.rotations import random_rotations
 

@@ -33,7 +33,6 @@ say so beside any number); the lead reruns benchmarks on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -67,9 +66,9 @@ def setup(n: int, box: int, batch: int = BATCH, seed: int = 0):
     structure = synthetic_structure(n, seed)
     diameter = 2 * float(np.linalg.norm(structure.ca - structure.ca.mean(0), axis=1).max())
     pixel = 2 * diameter / box
-    config = dataclasses.replace(preset("default"), train_pixel_angstrom=None)
+    config = preset("default", train_pixel_angstrom=None)
     torch.manual_seed(seed)
-    model = build_model(config, structure, box, pixel)
+    model = build_model(config.network, structure, box, pixel)
     rng = np.random.default_rng(seed)
     batch_data = {
         "images": torch.randn(batch, box, box, generator=torch.Generator().manual_seed(seed)),
@@ -89,9 +88,11 @@ def make_losses(config, structure, model, k: int | None):
     geometry = GeometryLoss(model.base_ca.double(), k=k)
     bonds = torch.as_tensor(structure.bonded_pairs, dtype=torch.long)
 
+    w = config.losses
+
     def total(ca, render, images):
-        return (image_loss(render, images) + config.alpha * geometry(ca) + config.beta * bond_loss(ca, bonds)
-                + config.gamma * centering_loss(ca))  # fmt: skip
+        return (image_loss(render, images) + w.geometry_weight * geometry(ca) + w.bond_weight * bond_loss(ca, bonds)
+                + w.centering_weight * centering_loss(ca))  # fmt: skip
 
     return geometry, total
 
@@ -100,7 +101,8 @@ def make_optimizer(config, model):
     decoder = list(model.decoder.parameters())
     ids = {id(p) for p in decoder}
     other = [p for p in model.parameters() if id(p) not in ids]
-    return torch.optim.Adam([{"params": other}, {"params": decoder, "lr": config.lr * config.decoder_lr_scale}], lr=config.lr)
+    opt = config.optimisation
+    return torch.optim.Adam([{"params": other}, {"params": decoder, "lr": opt.lr * opt.decoder_lr_scale}], lr=opt.lr)
 
 
 def training_step(model, optimizer, total_loss, b) -> float:

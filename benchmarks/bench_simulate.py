@@ -37,7 +37,7 @@ def _cpu_seconds() -> float:
 
 def _system(name: str):
     """``(label, atom positions [F, A, 3], elements [A], Cα [F, N, 3])`` of a benchmark system."""
-    from cryogeom.structure.io import read_structure, read_trajectory
+    from cryogeom.structure.read import read_structure, read_trajectory
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

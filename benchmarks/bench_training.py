@@ -20,7 +20,7 @@ import time
 import torch
 
 from cryogeom.particles.read import read_particles
-from cryogeom.structure.io import read_structure
+from cryogeom.structure.read import read_structure
 from cryogeom.train.config import preset
 from cryogeom.train.loop import Trainer
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from cryogeom.examples.large import CFTR_DOMAINS, N_FRAMES, SEED, SETTINGS, VERSION, cftr
-from cryogeom.examples.path_statistics import describe_path
+from path_statistics import describe_path
 
 
 def main() -> None:

@@ -30,12 +30,10 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from cryogeom.evaluate.emd import emd_rmsd, mean_rmsd
-from cryogeom.evaluate.kabsch import per_residue_distances
-from cryogeom.imaging.ctf import CTFParams
+from cryogeom.metrics.emd import emd_rmsd, mean_rmsd
+from cryogeom.metrics.kabsch import per_residue_distances
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.read import read_particles
-from cryogeom.train import images as image_prep
 from cryogeom.train.run import load_run
 
 
@@ -51,7 +49,7 @@ def batches(dataset, n, size, invert):
     for start in range(0, n, size):
         pos = np.arange(start, min(n, start + size))
         b = dataset.get_batch(pos)
-        yield pos, image_prep.prepare(b["image"], invert), b["rotation"], b["shift_angstrom"], CTFParams.stack(b["ctf"])
+        yield pos, b.prepared_images(invert), b.rotations, b.shifts_angstrom, b.ctf
 
 
 @torch.no_grad()
@@ -82,7 +80,7 @@ def main() -> None:
     true = frame_of[idx]
     dataset = ParticleDataset(particles, indices=idx, downsample_box=box)
     sse = np.zeros((k, n_frames))
-    z_all, pred = np.zeros((k, run.config.latent_dim)), np.zeros((k, model.n_residues, 3))
+    z_all, pred = np.zeros((k, run.config.network.latent_dim)), np.zeros((k, model.n_residues, 3))
     network_sse = np.zeros(k)
     for pos, img, rot, shift, ctf in batches(dataset, k, 50, invert):
         z, ca, render = model(img, rot, shift, ctf)

@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryogeom.imaging.ctf import CTFParams
 from cryogeom.model.encoder import FastEncoder
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.read import read_particles
-from cryogeom.train import images as image_prep
 from cryogeom.train.run import load_run
 
 
@@ -59,7 +57,7 @@ def main() -> None:
         frame_of = g["frame"]
     box = model.renderer.settings.box
     invert = run.calibration.invert_data
-    probe = FastEncoder(box, 1, run.config.pose_conditioning, in_channels=2 if model.reference_channel else 1)
+    probe = FastEncoder(box, 1, run.config.network.pose_conditioning, in_channels=2 if model.reference_channel else 1)
     model.encoder = probe  # encode() = probe(encoder_input(...))
     training = np.load(Path(args.run) / "training_indices.npy")
     held_out = run.validation_indices()[: args.held_out]
@@ -69,7 +67,7 @@ def main() -> None:
 
     def inputs(dataset, pos):
         b = dataset.get_batch(pos)
-        return image_prep.prepare(b["image"], invert), b["rotation"], b["shift_angstrom"], CTFParams.stack(b["ctf"])
+        return b.prepared_images(invert), b.rotations, b.shifts_angstrom, b.ctf
 
     @torch.no_grad()
     def held_out_correlation() -> float:

@@ -21,9 +21,9 @@ from cryogeom.imaging.forward import ForwardModel, ForwardSettings
 from cryogeom.model.density import build_density
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.read import read_particles
-from cryogeom.structure.io import read_structure
-from cryogeom.train.config import TrainConfig
-from cryogeom.train.validation import load_ground_truth
+from cryogeom.structure.read import read_structure
+from cryogeom.train.config import Network
+from cryogeom.metrics.ground_truth import load_ground_truth
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     base = read_structure(f"{args.sim}/base.pdb")
     frame, gt = load_ground_truth(f"{args.sim}/ground_truth.npz")
     pixel = float(particles.pixel_size_angstrom[0])
-    box = TrainConfig(train_pixel_angstrom=args.train_pixel).train_box(particles.box, pixel)
+    box = Network(train_pixel_angstrom=args.train_pixel).train_box(particles.box, pixel)
     ds = ParticleDataset(particles, downsample_box=box)
     batch = ds.get_batch(np.arange(particles.n))
     data = batch["image"].double()

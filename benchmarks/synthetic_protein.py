@@ -4,7 +4,7 @@
 per 135 Å³, i.e. radius (3 n · 135 / 4π)^(1/3) Å: 68 Å at n = 10,000): every step is 3.8 Å,
 the Cα-Cα-Cα angle stays between 80° and 150°, and no two residues come closer than 3.8 Å
 (steps that would clash or leave the sphere are redrawn). ``synthetic_structure(n)`` dresses it
-as a :class:`cryogeom.structure.io.Structure` with backbone atoms (N, CA, C, O) and a Cβ placed in
+as a :class:`cryogeom.structure.types.Structure` with backbone atoms (N, CA, C, O) and a Cβ placed in
 each residue's local frame, so that every density model of :mod:`cryogeom.model.density` —
 including the default backbone + side-chain one — builds from it through the package's own code.
 """
@@ -70,8 +70,8 @@ def compact_ca_walk(n: int, seed: int = 0) -> np.ndarray:
 
 
 def synthetic_structure(n: int, seed: int = 0):
-    """A one-chain :class:`~cryogeom.structure.io.Structure` of ``n`` residues with N, CA, C, O, CB atoms."""
-    from cryogeom.structure.io import Structure
+    """A one-chain :class:`~cryogeom.structure.types.Structure` of ``n`` residues with N, CA, C, O, CB atoms."""
+    from cryogeom.structure.types import Structure
 
     ca = compact_ca_walk(n, seed)
     rng = np.random.default_rng([seed, 1])

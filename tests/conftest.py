@@ -1,10 +1,14 @@
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests of the benchmark scripts' helpers import them from benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)

@@ -332,7 +332,7 @@ def test_analyze_writes_the_pca_and_clusters(analysed, tiny_run, tiny_dataset):
 def test_traversal_pdbs_open_in_mdanalysis_with_one_model_per_point(analysed, tiny_run):
     import MDAnalysis as mda
 
-    from cryogeom.structure.io import read_structure
+    from cryogeom.structure.read import read_structure
     from cryogeom.train.run import load_run
 
     run = load_run(tiny_run)

@@ -219,7 +219,7 @@ def _trainer_and_gradients(dist_info, run_dir: Path, dataset: Path) -> dict[str,
     state where every layer gets a real gradient (the decoder's last layer, 0 at the start, is
     set to small seeded values)."""
     from cryogeom.particles.read import read_particles
-    from cryogeom.structure.io import read_structure
+    from cryogeom.structure.read import read_structure
     from cryogeom.train.config import preset
     from cryogeom.train.loop import Trainer
 

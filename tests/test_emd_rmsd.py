@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from cryogeom.errors import InputError
-from cryogeom.evaluate import rmsd_matrix as rmsd_matrix_module
-from cryogeom.evaluate.baselines import baseline_scores, mean_structure
-from cryogeom.evaluate.emd import emd_assignment, emd_rmsd, mean_rmsd
-from cryogeom.evaluate.kabsch import superpose
-from cryogeom.evaluate.rmsd_matrix import rmsd_matrix
+from cryogeom.metrics import rmsd_matrix as rmsd_matrix_module
+from cryogeom.metrics.baselines import baseline_scores, mean_structure
+from cryogeom.metrics.emd import emd_assignment, emd_rmsd, mean_rmsd
+from cryogeom.metrics.kabsch import superpose
+from cryogeom.metrics.rmsd_matrix import rmsd_matrix
 from cryogeom.imaging.rotations import random_rotations
 
 

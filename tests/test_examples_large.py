@@ -22,11 +22,11 @@ from cryogeom.examples.elastic_network import (
     rigid_block_projection,
     rigid_domain_modes,
 )
-from cryogeom.examples.path_statistics import describe_path
-from cryogeom.examples.residue_frames import AtomFrames, frame_triads
+from path_statistics import describe_path  # benchmarks/, on sys.path via tests/conftest.py
+from cryogeom.structure.frames import AtomFrames, frame_triads
 from cryogeom.examples.restrained_relaxation import RestrainedRelaxation
 from cryogeom.examples.time_profiles import uncorrelated_profiles
-from cryogeom.structure.io import Structure, Trajectory
+from cryogeom.structure.types import Structure, Trajectory
 
 # --------------------------------------------------------------------------- fixtures
 

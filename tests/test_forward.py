@@ -9,7 +9,8 @@ from test_projector import dense_splat_reference
 
 from cryogeom.errors import InputError
 from cryogeom.imaging.ctf import CTFParams, ctf_rfft2
-from cryogeom.imaging.forward import ForwardModel, ForwardSettings, padded_box_for_ctf, pose_points
+from cryogeom.imaging.forward import ForwardModel, ForwardSettings, padded_box_for_ctf
+from cryogeom.imaging.rotations import pose_points
 from cryogeom.imaging.fourier import fourier_crop, shift_images
 from cryogeom.imaging.rotations import random_rotations
 

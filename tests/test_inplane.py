@@ -14,7 +14,7 @@ from cryogeom.model.decoder import Decoder
 from cryogeom.model.encoder import FastEncoder
 from cryogeom.model.network import Reconstructor
 from cryogeom.train.config import TrainConfig, preset
-from cryogeom.train.images import background_mask
+from cryogeom.imaging.grid import background_mask
 
 
 def _z_turn(theta: torch.Tensor) -> torch.Tensor:
@@ -115,10 +115,10 @@ def test_runs_saved_before_the_encoder_options_load_without_them():
     for name in ("encoder_matched_filter", "encoder_canonical_inplane", "chain_weight"):
         del saved[name]
     old = TrainConfig.from_dict(saved)
-    assert not old.encoder_matched_filter and not old.encoder_canonical_inplane
-    assert old.chain_weight == 0.0 and preset("default").chain_weight > 0 and preset("paper").chain_weight == 0.0
-    assert TrainConfig.from_dict(json_of(preset("default"))).encoder_canonical_inplane
-    assert not preset("paper").encoder_matched_filter and not preset("paper").encoder_canonical_inplane
+    assert not old.network.encoder_matched_filter and not old.network.encoder_canonical_inplane
+    assert old.losses.chain_weight == 0.0 and preset("default").losses.chain_weight > 0 and preset("paper").losses.chain_weight == 0.0
+    assert TrainConfig.from_dict(json_of(preset("default"))).network.encoder_canonical_inplane
+    assert not preset("paper").network.encoder_matched_filter and not preset("paper").network.encoder_canonical_inplane
 
 
 def json_of(config: TrainConfig) -> dict:

@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from cryogeom.errors import InputError
-from cryogeom.evaluate.kabsch import (
+from cryogeom.metrics.kabsch import (
     centroid,
     kabsch,
     per_residue_distances,

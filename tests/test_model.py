@@ -6,7 +6,8 @@ import torch
 
 from cryogeom.imaging.rotations import random_rotations
 from cryogeom.model.decoder import Decoder
-from cryogeom.model.density import build_density, local_frames
+from cryogeom.model.density import build_density
+from cryogeom.structure.frames import local_frames
 from cryogeom.model.encoder import FastEncoder, PaperEncoder
 from cryogeom.model.output_norm import OutputNorm
 
@@ -114,9 +115,9 @@ def test_ice_weights_follow_each_atoms_contrast_in_ice():
     """Backbone (N, CA, C, O) against side chain (CB) of alanine: in ice nitrogen keeps most of its
     contrast and carbon little of it, so the backbone outweighs the side chain more than in vacuum."""
     from cryogeom.model.density import contrast_in_ice
-    from cryogeom.simulate.ice import IceModel
-    from cryogeom.simulate.scattering import projected_potential_gaussians
-    from cryogeom.simulate.solvent import EXCLUDED_VOLUME_ANGSTROM3
+    from cryogeom.physics.ice import IceModel
+    from cryogeom.physics.scattering import projected_potential_gaussians
+    from cryogeom.physics.solvent import EXCLUDED_VOLUME_ANGSTROM3
 
     c, n, o = contrast_in_ice(["C", "N", "O"])
     a_carbon = projected_potential_gaussians(["C"])[0].sum()

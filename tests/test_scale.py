@@ -225,14 +225,14 @@ def test_batches_do_not_depend_on_num_workers(stack_50k):
 @pytest.mark.slow
 def test_training_does_not_depend_on_num_workers(tiny_dataset, tmp_path):
     from cryogeom.particles.read import read_particles
-    from cryogeom.structure.io import read_structure
+    from cryogeom.structure.read import read_structure
     from cryogeom.train.config import preset
     from cryogeom.train.loop import Trainer
 
     weights = []
     for workers in (0, 2):
         config = preset("default", epochs=1, batch_size=16, seed=2, threads=1)
-        config.num_workers = workers
+        config.runtime.num_workers = workers
         trainer = Trainer(config, read_particles(tiny_dataset / "particles.star"), read_structure(tiny_dataset / "base.pdb"),
                           tmp_path / f"w{workers}", progress=False, log=lambda *a: None)  # fmt: skip
         trainer.fit()

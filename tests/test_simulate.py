@@ -17,10 +17,10 @@ from cryogeom.imaging.fourier import shift_images
 from cryogeom.imaging.rotations import euler_to_matrix
 from cryogeom.particles import read_particles
 from cryogeom.simulate.dataset import write_dataset
-from cryogeom.simulate.detector import background_mask
+from cryogeom.imaging.grid import background_mask
 from cryogeom.simulate.parallel import render_chunks
 from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, ParticleParameters, SimulationConfig, draw_particles
-from cryogeom.structure.io import read_structure, read_trajectory
+from cryogeom.structure.read import read_structure, read_trajectory
 from cryogeom.structure.residues import residue_sigma_and_electrons
 
 
@@ -297,8 +297,8 @@ def test_displaced_solvent_lowers_the_protein_contrast(blob):
     wet = ImageFormation(blob, config, dtype=torch.float64)
     # the projected potential's integral drops by V0 · Σ v (the ice the atoms displace)
     integral = lambda f: f.projected_potential(params[:1]).sum().item() * config.pixel_size_angstrom**2
-    from cryogeom.simulate.ice import IceModel
-    from cryogeom.simulate.solvent import excluded_volume_angstrom3
+    from cryogeom.physics.ice import IceModel
+    from cryogeom.physics.solvent import excluded_volume_angstrom3
 
     displaced = IceModel().mean_potential_volt() * excluded_volume_angstrom3(blob.elements).sum()
     assert integral(vacuum) - integral(wet) == pytest.approx(displaced, rel=1e-6)

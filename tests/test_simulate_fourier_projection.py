@@ -19,10 +19,11 @@ from cryogeom.simulate.fourier_projection import (
 )
 from cryogeom.simulate.ice import white_noise_rfft2
 from cryogeom.simulate.parallel import render_chunks
-from cryogeom.simulate.projection import pose_atoms, project_atoms, project_atoms_reference
-from cryogeom.simulate.scattering import projected_potential_gaussians
+from cryogeom.imaging.rotations import pose_points
+from cryogeom.simulate.projection import project_atoms, project_atoms_reference
+from cryogeom.physics.scattering import projected_potential_gaussians
 from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, SimulationConfig, draw_particles, particle_rng
-from cryogeom.simulate.solvent import displaced_solvent_gaussians
+from cryogeom.physics.solvent import displaced_solvent_gaussians
 
 ELEMENTS = ["H", "C", "N", "O", "S", "P"]
 
@@ -163,7 +164,7 @@ def _reference_contrast(formation, params):
     out = []
     for i in range(len(params)):
         atoms = torch.tensor(formation.ensemble.atoms_angstrom[params.frame[i]])
-        positions = pose_atoms(atoms, torch.tensor(params.rotations[i : i + 1]), torch.tensor(params.shifts_angstrom[i : i + 1]))[0]
+        positions = pose_points(atoms, torch.tensor(params.rotations[i : i + 1]), torch.tensor(params.shifts_angstrom[i : i + 1]))[0]
         potential = project_atoms_reference(positions.numpy(), formation.weight.double().numpy(), formation.sigma.double().numpy(), formation.splat_box, cfg.pixel_size_angstrom)
         phase = formation.interaction_constant * torch.tensor(potential)
         spectrum = torch.fft.rfft2(centre_pad(phase, formation.padded_box))

@@ -9,9 +9,11 @@ from scipy.special import j0
 from cryogeom.errors import InputError
 from cryogeom.imaging.ctf import electron_wavelength_angstrom
 from cryogeom.imaging.rotations import euler_to_matrix
-from cryogeom.simulate.ice import IceModel, ice_phase_amplitude_rfft2, ice_phase_spectrum, water_form_factor_squared
-from cryogeom.simulate.projection import pose_atoms, project_atoms, project_atoms_reference
-from cryogeom.simulate.scattering import (
+from cryogeom.physics.ice import IceModel, ice_phase_amplitude_rfft2, water_form_factor_squared
+from cryogeom.simulate.ice import ice_phase_spectrum
+from cryogeom.imaging.rotations import pose_points
+from cryogeom.simulate.projection import project_atoms, project_atoms_reference
+from cryogeom.physics.scattering import (
     POTENTIAL_PER_SCATTERING_VOLT_ANGSTROM2 as K,
     electron_scattering_factor,
     interaction_constant,
@@ -134,7 +136,7 @@ def test_atom_lands_at_its_pixel_under_the_pose_convention():
     rotation = euler_to_matrix(90.0, 0.0, 0.0)
     atom = np.array([[5.0, 0.0, 2.0]])
     moved = rotation @ atom[0]
-    positions = pose_atoms(torch.tensor(atom), torch.tensor(rotation[None]), torch.tensor([[2.0, 1.0]]))
+    positions = pose_points(torch.tensor(atom), torch.tensor(rotation[None]), torch.tensor([[2.0, 1.0]]))
     np.testing.assert_allclose(positions[0, 0].numpy(), moved[:2] + [2.0, 1.0], atol=1e-12)
     weight, sigma = projected_potential_gaussians(["C"], 30.0)
     box, pixel = 32, 1.0
@@ -183,7 +185,7 @@ def test_ice_field_has_the_model_variance_and_peak():
 # -- displaced solvent ----------------------------------------------------------------------------
 def test_excluded_volumes_add_up_to_the_protein_volume():
     from cryogeom.examples import adk
-    from cryogeom.simulate.solvent import excluded_volume_angstrom3
+    from cryogeom.physics.solvent import excluded_volume_angstrom3
 
     trajectory = adk()
     total = excluded_volume_angstrom3(trajectory.structure.atom_elements).sum()
@@ -197,7 +199,7 @@ def test_ice_mean_potential_is_that_of_vitreous_ice():
 
 
 def test_displaced_solvent_is_a_gaussian_sphere_of_the_excluded_volume():
-    from cryogeom.simulate.solvent import displaced_solvent_gaussians, excluded_volume_angstrom3
+    from cryogeom.physics.solvent import displaced_solvent_gaussians, excluded_volume_angstrom3
 
     weight, sigma = displaced_solvent_gaussians(["C", "O"], 4.6)
     volume = excluded_volume_angstrom3(["C", "O"])

@@ -8,7 +8,7 @@ import pytest
 from cryogeom.errors import InputError
 from cryogeom.structure.chemistry import in_chain_residue
 from cryogeom.structure.elements import atomic_numbers, derive_elements
-from cryogeom.structure.io import read_structure
+from cryogeom.structure.read import read_structure
 
 
 def test_file_elements_win_then_masses_then_names():

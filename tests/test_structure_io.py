@@ -10,15 +10,9 @@ import pytest
 
 from cryogeom.errors import InputError
 from cryogeom.structure.bonds import consecutive_bonded_pairs
-from cryogeom.structure.io import (
-    Structure,
-    Trajectory,
-    read_structure,
-    read_trajectory,
-    write_all_atom_pdb,
-    write_dcd,
-    write_pdb,
-)
+from cryogeom.structure.read import read_structure, read_trajectory
+from cryogeom.structure.types import Structure, Trajectory
+from cryogeom.structure.write import write_all_atom_pdb, write_dcd, write_pdb
 
 DATA = Path(__file__).parent / "data" / "structure"
 PEPTIDE_RESNAMES = ["MET", "ARG", "ILE", "ILE", "LEU", "LEU"]

@@ -15,7 +15,7 @@ import torch
 
 from cryogeom.cli import main as cryogeom
 from cryogeom.particles.read import read_particles
-from cryogeom.structure.io import read_structure
+from cryogeom.structure.read import read_structure
 from cryogeom.train.config import preset
 from cryogeom.train.loop import Trainer
 
@@ -30,7 +30,7 @@ def _trainer(sim, run_dir, **overrides):
 def _image_loss_on(trainer, idx):
     from cryogeom.imaging.ctf import CTFParams
     from cryogeom.losses.image import image_loss
-    from cryogeom.train import images as prep
+    from cryogeom.particles import batch as prep
 
     trainer.model.eval()
     with torch.no_grad():
@@ -64,7 +64,7 @@ def test_every_loss_term_enters_the_total_with_its_weight(tiny_dataset, tmp_path
     # The chain term is the geometry loss over the residues 1-3 bonds apart in the base structure.
     base = read_structure(tiny_dataset / "base.pdb")
     from cryogeom.imaging.ctf import CTFParams
-    from cryogeom.train import images as prep
+    from cryogeom.particles import batch as prep
 
     with torch.no_grad():
         data = prep.prepare(batch["image"], tr.calibration.invert_data)
@@ -229,14 +229,14 @@ def test_empty_stack(tiny_dataset, tmp_path, capsys):
 
 
 def test_resume_with_a_different_base_structure(tiny_dataset, tiny_run, tmp_path, capsys):
-    from cryogeom.structure.io import write_pdb
+    from cryogeom.structure.write import write_pdb
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     base = read_structure(tiny_dataset / "base.pdb")
     short = base.with_coordinates(base.ca)
     smaller = tmp_path / "smaller.pdb"
-    from cryogeom.structure.io import Structure
+    from cryogeom.structure.types import Structure
 
     cut = Structure(ca=short.ca[:200], resnames=short.resnames[:200], resids=short.resids[:200], chain_ids=short.chain_ids[:200])
     write_pdb(smaller, cut)

@@ -18,7 +18,7 @@ def decode_latents(run, z, *, batch_size: int = 1024) -> np.ndarray:
     """
     model = run.model
     z = np.asarray(z, dtype=np.float32)
-    d = int(run.config.latent_dim)
+    d = int(run.config.network.latent_dim)
     if z.ndim != 2 or z.shape[1] != d:
         raise InputError(f"latents: expected shape [n, {d}] for this run, got {z.shape}")
     parameter = next(model.parameters(), None)

@@ -28,12 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cryogeom import __version__
+from cryogeom import __version__, files
+from cryogeom.analysis.decode import decode_latents
 from cryogeom.analysis.figures import plot_latent_pca
 from cryogeom.analysis.kmeans import KMeansResult, kmeans_latents
 from cryogeom.analysis.pca import LatentPCA, fit_pca
 from cryogeom.analysis.traversal import PERCENTILES, Traversal, pc_traversal
 from cryogeom.errors import InputError
+from cryogeom.files import atomic_output
+from cryogeom.structure.write import write_pdb
 
 MANIFEST_NAME = "analysis.json"
 
@@ -135,28 +138,10 @@ def check_outputs(out_dir: str | os.PathLike, settings: AnalysisSettings, z=None
         )
 
 
-def _save_json(path: Path, data: dict) -> None:
-    from cryogeom.structure.io import atomic_output
-
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    from cryogeom.structure.io import atomic_output
-
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-
 def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **manifest_extra) -> list[Path]:
     """Decode the traversals and cluster representatives with ``run`` and write every output file
     (see the module docstring) into ``out_dir``; returns the paths written. ``manifest_extra``
     (e.g. where the latents came from) is recorded in ``analysis.json``."""
-    from cryogeom.analysis.decode import decode_latents
-    from cryogeom.structure.io import atomic_output, write_pdb
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pca, clusters, base = analysis.pca, analysis.clusters, run.base
@@ -170,8 +155,8 @@ def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **
     write_pdb(out / "cluster_nearest.pdb", base, decode_latents(run, analysis.z[clusters.nearest]))
     written += [out / "cluster_centres.pdb", out / "cluster_nearest.pdb"]
 
-    _save_npy(out / "pcs.npy", analysis.pc_scores.astype(np.float32))
-    _save_npy(out / "labels.npy", clusters.labels.astype(np.int64))
+    files.save_npy(out / "pcs.npy", analysis.pc_scores.astype(np.float32))
+    files.save_npy(out / "labels.npy", clusters.labels.astype(np.int64))
     info = {
         "n_particles": int(len(analysis.z)),
         "latent_dim": int(analysis.z.shape[1]),
@@ -181,8 +166,8 @@ def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **
             for t in analysis.traversals
         },
     }
-    _save_json(out / "pca.json", info)
-    _save_json(
+    files.write_json(out / "pca.json", info)
+    files.write_json(
         out / "clusters.json",
         {
             "k": clusters.k,
@@ -204,6 +189,6 @@ def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **
             traversal_scores={t.component: t.scores for t in analysis.traversals},
             cluster_centre_scores=pca.transform(clusters.centres),
         )
-    _save_json(out / MANIFEST_NAME, {**manifest(analysis.settings, analysis.z), "version": __version__, **manifest_extra})
+    files.write_json(out / MANIFEST_NAME, {**manifest(analysis.settings, analysis.z), "version": __version__, **manifest_extra})
     written += [out / n for n in ("pcs.npy", "labels.npy", "pca.json", "clusters.json", "pca.png", MANIFEST_NAME)]
     return written

@@ -22,7 +22,7 @@ def predict_latents(run, particles, *, batch_size: int = 256, progress: bool = T
     from cryogeom.train.inference import predict
 
     n = particles.n
-    z = np.empty((n, run.config.latent_dim), dtype=np.float32)
+    z = np.empty((n, run.config.network.latent_dim), dtype=np.float32)
     with tqdm(total=n, desc="latents", unit="img", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, n, CHUNK):
             indices = np.arange(start, min(n, start + CHUNK))

@@ -54,11 +54,12 @@ def _particle_file(args: argparse.Namespace, run, needed: bool) -> tuple[str | N
     import json
     from pathlib import Path
 
+    from cryogeom import run_dir as rd
     from cryogeom.errors import InputError
 
     if args.particles is not None:
         return args.particles, None
-    config = run.path / "config.json"
+    config = run.path / rd.CONFIG
     try:
         meta = json.loads(config.read_text())
     except (OSError, ValueError):
@@ -82,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.errors import InputError
     from cryogeom.particles.read import read_particles
     from cryogeom.particles.relion import write_star_subset
-    from cryogeom.structure.io import atomic_output
+    from cryogeom import files
+    from cryogeom import run_dir as rd
     from cryogeom.train.run import load_run
 
     # Cheap checks first: nothing is computed for a command that would fail at the end.
@@ -103,9 +105,9 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--traversal-points: expected at least 2, got {args.traversal_points}")
 
     run = load_run(args.run)
-    out = Path(args.output) if args.output is not None else run.path / "analysis"
+    out = Path(args.output) if args.output is not None else run.path / rd.ANALYSIS_DIR
     settings = AnalysisSettings(n_pcs=args.pcs, n_points=args.traversal_points, n_clusters=args.clusters, seed=args.seed)
-    latent_dim = int(run.config.latent_dim)
+    latent_dim = int(run.config.network.latent_dim)
     if args.pcs > latent_dim:
         raise InputError(f"--pcs: expected 1 to {latent_dim} (the run's latent dimension), got {args.pcs}")
     check_outputs(out, settings, force=args.force)
@@ -145,10 +147,10 @@ def main(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     if args.z is None:
-        with atomic_output(out / "z.npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, z)
+        files.save_npy(out / "z.npy", z)
     write_analysis(analysis, run, out, **source)
+    if out.resolve() == (run.path / rd.ANALYSIS_DIR).resolve():
+        rd.record(run.path, rd.ANALYSIS_DIR)
 
     ratio = analysis.pca.explained_variance_ratio
     shown = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(ratio[: settings.n_pcs]))

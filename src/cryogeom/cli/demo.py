@@ -31,6 +31,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from cryogeom import run_dir as rd
     from cryogeom.cli import main as cryogeom
 
     out = Path(args.output)
@@ -55,19 +56,19 @@ def main(args: argparse.Namespace) -> int:
     common = [str(sim / "particles.star")]
     train = ["train", *common, "--structure", str(sim / "base.pdb"), "-o", str(run), "--seed", str(args.seed),
              "--ground-truth", str(sim / "ground_truth.npz"), *train_args]
-    if (run / "model.pt").is_file():
+    if (run / rd.MODEL).is_file():
         print(f"== 2/5 train: reusing {run}")
     else:
-        step("2/5 train", train + (["--resume"] if (run / "checkpoint.pt").is_file() else []))
+        step("2/5 train", train + (["--resume"] if (run / rd.CHECKPOINT).is_file() else []))
     step("3/5 predict", ["predict", str(run), *common, "-o", str(run / "predict"), "--force"])
     step("4/5 analyze", ["analyze", str(run), "--z", str(run / "predict" / "z.npy"), "--force"])
     step("5/5 evaluate", ["evaluate", str(run), "--ground-truth", str(sim / "ground_truth.npz")])
-    scores = json.loads((run / "evaluation.json").read_text())
+    scores = json.loads((run / rd.EVALUATION).read_text())
     minutes = (time.monotonic() - started) / 60
     print(
         f"\nEMD-RMSD {scores['emd_rmsd_angstrom']:.2f} Å (mean RMSD {scores['rmsd_angstrom']:.2f} Å; "
         f"base structure {scores['baseline_base_structure_angstrom']:.2f} Å, mean structure "
         f"{scores['baseline_mean_structure_angstrom']:.2f} Å) in {minutes:.1f} min"
     )
-    print(f"report: {(run / 'report.html').resolve()}")
+    print(f"report: {(run / rd.REPORT).resolve()}")
     return 0

@@ -33,12 +33,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import time
 
+    from cryogeom import run_dir as rd
     from cryogeom.evaluate import figures
-    from cryogeom.evaluate.evaluation import evaluate_run, evaluation_record, format_table, write_json_atomic
+    from cryogeom.evaluate.evaluation import evaluate_run, evaluation_record, format_table
     from cryogeom.evaluate.renders import images_and_renders
-    from cryogeom.evaluate.report import EVALUATION_NAME, FIGURES_DIR, write_report
-    from cryogeom.evaluate.run_files import read_metrics, require_run_dir, run_particles_path
+    from cryogeom.evaluate.report import write_report
     from cryogeom.particles.read import read_particles
+    from cryogeom.run_dir import read_metrics, require_run_dir, run_particles_path
     from cryogeom.train.run import load_run
 
     start = time.perf_counter()
@@ -54,9 +55,10 @@ def main(args: argparse.Namespace) -> int:
     shown = evaluation.indices[: args.n_images]
     images, renders = images_and_renders(run, particles, shown)
     labels = [f"#{i} (frame {f})" for i, f in zip(shown, evaluation.frames[: args.n_images])]
-    figures_dir = run_dir / FIGURES_DIR
+    figures_dir = run_dir / rd.FIGURES_DIR
     written = figures.ground_truth_figures(evaluation, figures_dir)
     written += figures.run_figures(figures_dir, metrics=metrics, z=evaluation.z, images=images, renders=renders, labels=labels)
+    rd.record(run_dir, rd.FIGURES_DIR)
     evaluation.timings_seconds["figures"] = time.perf_counter() - t0
     evaluation.timings_seconds["total"] = time.perf_counter() - start
 
@@ -64,10 +66,10 @@ def main(args: argparse.Namespace) -> int:
         evaluation, run_dir=run_dir, particles_path=particles_path, ground_truth_path=args.ground_truth,
         figures=[p.relative_to(run_dir).as_posix() for p in written],
     )
-    write_json_atomic(run_dir / EVALUATION_NAME, record)
+    rd.write_json(run_dir, rd.EVALUATION, record)
     report = write_report(run_dir)
     print(format_table(evaluation.scores, evaluation.k, evaluation.n_residues))
     t = evaluation.timings_seconds
     print(f"took {t['total']:.1f} s (predict {t['predict']:.1f} s, scores {t['scores']:.1f} s, figures {t['figures']:.1f} s)")
-    print(f"wrote {run_dir / EVALUATION_NAME}, {len(written)} figures in {figures_dir}, {report}")
+    print(f"wrote {run_dir / rd.EVALUATION}, {len(written)} figures in {figures_dir}, {report}")
     return 0

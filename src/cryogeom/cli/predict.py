@@ -35,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
 
     from cryogeom.errors import InputError
     from cryogeom.particles.read import read_particles
-    from cryogeom.structure.io import atomic_output, write_dcd, write_pdb
+    from cryogeom.files import atomic_output
+    from cryogeom.structure.write import write_dcd, write_pdb
     from cryogeom.train.inference import predict
     from cryogeom.train.run import load_run
 

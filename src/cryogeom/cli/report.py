@@ -36,15 +36,16 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.evaluate import figures
     from cryogeom.evaluate.evaluation import check_run_particles_and_box, validation_particles
     from cryogeom.evaluate.renders import images_and_renders
-    from cryogeom.evaluate.report import FIGURES_DIR, write_report
-    from cryogeom.evaluate.run_files import read_metrics, require_run_dir, run_particles_path
+    from cryogeom import run_dir as rd
+    from cryogeom.evaluate.report import write_report
+    from cryogeom.run_dir import read_metrics, require_run_dir, run_particles_path
 
     run_dir = require_run_dir(args.run)
     metrics = read_metrics(run_dir)
     written = []
     if not args.no_figures:
         z = images = renders = labels = None
-        has_model = any((run_dir / name).is_file() for name in ("model.pt", "checkpoint.pt"))
+        has_model = any((run_dir / name).is_file() for name in (rd.MODEL, rd.CHECKPOINT))
         particles_path = None
         if has_model:
             try:
@@ -66,7 +67,9 @@ def main(args: argparse.Namespace) -> int:
             shown = indices[: args.n_images]
             images, renders = images_and_renders(run, particles, shown)
             labels = [f"#{i}" for i in shown]
-        written = figures.run_figures(run_dir / FIGURES_DIR, metrics=metrics, z=z, images=images, renders=renders, labels=labels)
+        written = figures.run_figures(run_dir / rd.FIGURES_DIR, metrics=metrics, z=z, images=images, renders=renders, labels=labels)
+        if written:
+            rd.record(run_dir, rd.FIGURES_DIR)
     report = write_report(run_dir)
-    print(f"wrote {report}" + (f" ({len(written)} figures rebuilt in {run_dir / FIGURES_DIR})" if written else ""))
+    print(f"wrote {report}" + (f" ({len(written)} figures rebuilt in {run_dir / rd.FIGURES_DIR})" if written else ""))
     return 0

@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     diff = table["sigma_angstrom"] - table["name"].map(REFERENCE_SIGMA_ANGSTROM)
     print(f"σ minus paper: mean {diff.mean():+.3f} Å, max |diff| {diff.abs().max():.3f} Å")
     if args.output:
-        from cryogeom.structure.io import atomic_output
+        from cryogeom.files import atomic_output
 
         with atomic_output(args.output) as tmp:
             table.to_csv(tmp, index=False)

@@ -129,7 +129,7 @@ def _load_trajectory(args):
     for name, value in (("--topology", args.topology), ("--trajectory", args.trajectory)):
         if value is not None and not Path(value).is_file():
             raise InputError(f"{name} {value}: file not found")
-    from cryogeom.structure.io import read_trajectory
+    from cryogeom.structure.read import read_trajectory
 
     source = args.topology if args.trajectory is None else f"{args.topology} + {args.trajectory}"
     return read_trajectory(args.topology, args.trajectory), source
@@ -138,7 +138,7 @@ def _load_trajectory(args):
 def main(args) -> int:
     from cryogeom.simulate.dataset import check_output_dir, write_dataset
     from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, draw_particles
-    from cryogeom.structure.io import write_all_atom_pdb
+    from cryogeom.structure.write import write_all_atom_pdb
 
     # Everything is checked before anything is written.
     config = _config(args)

@@ -17,11 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+import json
+from pathlib import Path
+
 from cryogeom.cli._types import nonnegative_float, positive_float, positive_int
 from cryogeom.errors import InputError
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
+    from cryogeom.train.config import CHOICES, PRESETS  # torch: imported when the parser is built, not before
+
     p.add_argument("particles", help="particles: RELION .star, cryoSPARC .cs, or an .mrcs with --poses/--ctf")
     p.add_argument("--structure", required=True, help="base structure (PDB, mmCIF, GRO, ...; all atoms preferred)")
     p.add_argument("--topology", help="topology for --structure when it is a coordinate file (PSF, ...)")
@@ -29,20 +34,21 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
     p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
     p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")
-    p.add_argument("--preset", choices=("default", "paper"), default="default", help="default: fast on CPUs; paper: the paper's settings")
+    p.add_argument("--preset", choices=PRESETS, default="default", help="default: fast on CPUs; paper: the paper's settings")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--lr", type=positive_float, help="learning rate (Adam)")
     p.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (checkpointed; --resume continues)")
     p.add_argument("--latent-dim", type=positive_int)
-    p.add_argument("--encoder", choices=("fast", "paper"))
-    p.add_argument("--density", choices=("ca", "backbone-sidechain", "atoms"), help="what is rendered for each residue")
+    p.add_argument("--encoder", choices=CHOICES["encoder"])
+    p.add_argument("--density", choices=CHOICES["density"], help="what is rendered for each residue")
     p.add_argument("--train-pixel", type=positive_float, help="Fourier-downsample the images to about this pixel size (Å) for training")
-    p.add_argument("--alpha", type=nonnegative_float, help="weight of the geometry degradation loss (0 switches it off)")
-    p.add_argument("--beta", type=nonnegative_float, help="weight of the bond-length loss")
-    p.add_argument("--gamma", type=nonnegative_float, help="weight of the centering loss")
+    p.add_argument("--geometry-weight", "--alpha", dest="geometry_weight", type=nonnegative_float,
+                   help="α: weight of the geometry degradation loss (0 switches it off)")
+    p.add_argument("--bond-weight", "--beta", dest="bond_weight", type=nonnegative_float, help="β: weight of the bond-length loss")
+    p.add_argument("--centering-weight", "--gamma", dest="centering_weight", type=nonnegative_float, help="γ: weight of the centering loss")
     p.add_argument("--chain-weight", type=nonnegative_float,
-                   help="weight of the chain loss: the geometry loss over residues 1-3 bonds apart, the chain's local fold (0 switches it off)")
+                   help="δ: weight of the chain loss: the geometry loss over residues 1-3 bonds apart, the chain's local fold (0 switches it off)")
     p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss (O(kN)); default all pairs")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference-channel", dest="reference_channel", action="store_const", const=True,
@@ -63,20 +69,17 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def parse_settings(items: list[str]) -> dict:
-    """``--set NAME=VALUE`` items -> {name: value}, typed like the TrainConfig field."""
-    import dataclasses
-    import json
+    """``--set NAME=VALUE`` items -> {name: value}, typed like the setting."""
+    from cryogeom.train.config import SETTINGS, TrainConfig
 
-    from cryogeom.train.config import TrainConfig
-
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig()
     out = {}
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip().replace("-", "_")
-        if not sep or name not in fields or name in ("extra", "preset"):
-            raise InputError(f"--set {item}: expected NAME=VALUE with NAME one of {', '.join(n for n in fields if n not in ('extra', 'preset'))}")
-        default = getattr(TrainConfig(), name)
+        if not sep or name not in SETTINGS:
+            raise InputError(f"--set {item}: expected NAME=VALUE with NAME one of {', '.join(SETTINGS)}")
+        default = defaults.get(name)
         try:
             value = json.loads(text) if text.strip().lower() not in ("none", "null") else None
         except json.JSONDecodeError:
@@ -90,10 +93,9 @@ def parse_settings(items: list[str]) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from cryogeom import run_dir as rd
     from cryogeom.particles.read import read_particles
-    from cryogeom.structure.io import read_structure
+    from cryogeom.structure.read import read_structure
     from cryogeom.train.config import preset
     from cryogeom.train.distributed import Distributed
     from cryogeom.train.loop import Trainer, TrainingDiverged
@@ -110,9 +112,9 @@ def main(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         density=args.density,
         train_pixel_angstrom=args.train_pixel,
-        alpha=args.alpha,
-        beta=args.beta,
-        gamma=args.gamma,
+        geometry_weight=args.geometry_weight,
+        bond_weight=args.bond_weight,
+        centering_weight=args.centering_weight,
         geometry_k=args.geometry_k,
         chain_weight=args.chain_weight,
         seed=args.seed,
@@ -121,14 +123,10 @@ def main(args: argparse.Namespace) -> int:
         invert_data=args.invert_data,
         reference_channel=args.reference_channel,
     )
-    import dataclasses
-
-    config = dataclasses.replace(config, **parse_settings(args.set))
+    config = config.replace(**parse_settings(args.set))
     config.check()
     run_dir = Path(args.output)
-    from cryogeom.train.loop import check_run_dir
-
-    check_run_dir(run_dir, resume=args.resume, force=args.force)  # before reading anything large
+    rd.check_run_dir(run_dir, resume=args.resume, force=args.force)  # before reading anything large
     particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
     if particles.n == 0:
         raise InputError(f"{args.particles}: holds no particles")
@@ -144,5 +142,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"cryogeom train: stopped: {exc}", file=sys.stderr)
         return 1
     if dist.rank == 0:
-        print(f"trained model: {run_dir / 'model.pt'}")
+        print(f"trained model: {run_dir / rd.MODEL}")
     return 0

@@ -8,8 +8,8 @@ with the ground-truth conformation each was simulated from:
   paper Table 2);
 * **EMD-RMSD** — the optimal one-to-one pairing of the K predictions with the K ground-truth
   conformations (K×K RMSD matrix, linear assignment; paper eq. 12, Table 1);
-* two **baselines** (DESIGN.md "Results to beat"): the base structure predicted for every particle
-  (the paper's "initialisation", 4.4 Å on ADK) and the mean ground-truth structure (2.19 Å on ADK);
+* two **baselines**: the base structure predicted for every particle (the paper's
+  "initialisation") and the mean ground-truth structure;
 * **per-residue errors** (paper Figs. 2-3): for each ground-truth frame among the K particles,
   the distance of every residue's predicted position from its ground-truth position (after Kabsch
   superposition of the prediction onto the truth) averaged over that frame's particles, against the
@@ -22,7 +22,6 @@ arrays only, so they can be checked on hand-made data; :func:`evaluate_run` adds
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cryogeom import __version__
 from cryogeom.errors import InputError
-from cryogeom.evaluate.baselines import baseline_scores
-from cryogeom.evaluate.emd import emd_rmsd, mean_rmsd
-from cryogeom.evaluate.kabsch import as_coordinates, per_residue_distances
+from cryogeom.metrics.baselines import baseline_scores
+from cryogeom.metrics.emd import emd_rmsd, mean_rmsd
+from cryogeom.metrics.ground_truth import load_ground_truth
+from cryogeom.metrics.kabsch import as_coordinates, per_residue_distances
+from cryogeom.run_dir import check_run_particles
+from cryogeom.train import inference
 
 DEFAULT_K = 4000  # validation particles scored, as in the paper (section 3)
 CA_CA_DISTANCE_ANGSTROM = 3.8  # the field's "good backbone" line (paper section 3, Fig. 2)
@@ -130,8 +133,6 @@ def ground_truth_for(ground_truth_path, particles, n_residues: int, indices) -> 
     The ground truth must describe the particle set (one frame per particle; the same poses where
     the file records them, as ``cryogeom simulate`` does) and the run's structure (N residues).
     """
-    from cryogeom.train.validation import load_ground_truth
-
     frame, ca = load_ground_truth(ground_truth_path)
     if len(frame) != particles.n:
         raise InputError(
@@ -179,14 +180,12 @@ def evaluate_run(run, particles, ground_truth_path, *, k: int = DEFAULT_K, batch
     ``run``: a :class:`cryogeom.train.run.Run`; ``particles``: the run's ParticleSet. Every check
     (particle count, residue count, poses) happens before prediction; nothing is written.
     """
-    from cryogeom.train.inference import predict
-
     t0 = time.perf_counter()
     indices = validation_particles(run.validation_indices(), k)
     check_run_particles_and_box(run, particles, indices)
     frames, truth_all = ground_truth_for(ground_truth_path, particles, run.base.n_residues, indices)
     t1 = time.perf_counter()
-    z, ca = predict(run, particles, indices, batch_size=batch_size, progress=progress)
+    z, ca = inference.predict(run, particles, indices, batch_size=batch_size, progress=progress)
     t2 = time.perf_counter()
     scores = score_conformations(ca, truth_all[frames], run.base.ca)
     t3 = time.perf_counter()
@@ -198,8 +197,6 @@ def evaluate_run(run, particles, ground_truth_path, *, k: int = DEFAULT_K, batch
 
 def check_run_particles_and_box(run, particles, indices) -> None:
     """:class:`InputError` unless ``particles`` can be the run's (count, held-out indices, field of view)."""
-    from cryogeom.evaluate.run_files import check_run_particles
-
     check_run_particles(run.path, particles, indices)
     field_run = run.box * run.pixel_size_angstrom
     field_data = particles.box * float(np.median(particles.pixel_size_angstrom))
@@ -212,8 +209,6 @@ def check_run_particles_and_box(run, particles, indices) -> None:
 
 def evaluation_record(evaluation: Evaluation, *, run_dir, particles_path, ground_truth_path, figures=()) -> dict:
     """The contents of ``evaluation.json``: numbers, K, residues, paths, per-frame results and timings."""
-    from cryogeom import __version__
-
     s = evaluation.scores
     pr = evaluation.per_residue
     return {
@@ -242,16 +237,6 @@ def evaluation_record(evaluation: Evaluation, *, run_dir, particles_path, ground
         "cryogeom_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-
-
-def write_json_atomic(path, obj) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` through a temporary file renamed into place."""
-    from cryogeom.structure.io import atomic_output
-
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n")
-    return path
 
 
 def format_table(scores: Scores, k: int, n_residues: int) -> str:

@@ -24,7 +24,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cryogeom.evaluate.evaluation import CA_CA_DISTANCE_ANGSTROM, PerResidueErrors
-from cryogeom.evaluate.latent import bin_by_frame, principal_components
+from cryogeom.analysis.pca import fit_pca
+from cryogeom.files import atomic_output
+from cryogeom.evaluate.latent import bin_by_frame
 
 PER_RESIDUE = "per_residue_error.png"
 LATENT_VS_FRAME = "latent_pca_vs_frame.png"
@@ -51,8 +53,6 @@ _DPI = 100
 
 def save_figure(fig: Figure, path) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically (temporary file, then rename)."""
-    from cryogeom.structure.io import atomic_output
-
     path = Path(path)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
@@ -85,8 +85,8 @@ def plot_per_residue_errors(per_residue: PerResidueErrors, path, *, max_panels: 
 
 def plot_latent_vs_frame(z, frames, path) -> Path:
     """``latent_pca_vs_frame.png`` (paper Fig. 10): PC1 of ``z`` [K, d] against ``frames`` [K]."""
-    pca = principal_components(z)
-    pc1 = pca.scores[:, 0]
+    pca = fit_pca(z)
+    pc1 = pca.transform(z)[:, 0]
     frames = np.asarray(frames)
     bins = bin_by_frame(frames, pc1)
     fig = Figure(figsize=(6.0, 3.8), layout="constrained")
@@ -102,16 +102,17 @@ def plot_latent_vs_frame(z, frames, path) -> Path:
 
 def plot_latent_distribution(z, path) -> Path:
     """``latent_pca.png``: histogram of PC1 of ``z`` [K, d] and, when d >= 2, PC1 against PC2."""
-    pca = principal_components(z)
-    two = pca.scores.shape[1] >= 2
+    pca = fit_pca(z)
+    scores = pca.transform(z)
+    two = scores.shape[1] >= 2
     fig = Figure(figsize=(8.0 if two else 4.5, 3.6), layout="constrained")
     axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
     ratio = pca.explained_variance_ratio
-    axes[0].hist(pca.scores[:, 0], bins=max(5, min(60, len(z) // 10)), color="tab:blue", alpha=0.85)
+    axes[0].hist(scores[:, 0], bins=max(5, min(60, len(z) // 10)), color="tab:blue", alpha=0.85)
     axes[0].set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% of variance)")
     axes[0].set_ylabel("particles")
     if two:
-        axes[1].scatter(pca.scores[:, 0], pca.scores[:, 1], s=5, alpha=0.5, color="tab:blue")
+        axes[1].scatter(scores[:, 0], scores[:, 1], s=5, alpha=0.5, color="tab:blue")
         axes[1].set_xlabel(f"PC1 ({100 * ratio[0]:.0f}%)")
         axes[1].set_ylabel(f"PC2 ({100 * ratio[1]:.0f}%)")
     save_figure(fig, path)
@@ -218,7 +219,7 @@ def run_figures(figures_dir, *, metrics=None, z=None, images=None, renders=None,
     out = []
     if metrics is not None and len(metrics):
         out.append(plot_loss_curves(metrics, figures_dir / LOSS_CURVES))
-    if z is not None and len(z):
+    if z is not None and len(z) >= 2:
         out.append(plot_latent_distribution(z, figures_dir / LATENT))
     if images is not None and len(images):
         out.append(plot_images_and_renders(images, renders, figures_dir / IMAGES_RENDERS, labels))

@@ -1,8 +1,9 @@
-"""Latent-space analysis: principal components of z and their relation to the ground-truth frame.
+"""The latent against the ground-truth frame: per-bin statistics of a value over frames.
 
 The paper's Figure 10 plots, for each validation particle, its latent's score on the first
-principal component against the ground-truth conformation it was simulated from, with the mean
-± standard deviation per bin of frames. A 1-D motion (ADK's hinge) should show as a monotone trend.
+principal component (:mod:`cryogeom.analysis.pca`) against the ground-truth conformation it was
+simulated from, with the mean ± standard deviation per bin of frames. A 1-D motion (ADK's hinge)
+should show as a monotone trend.
 """
 
 from __future__ import annotations
@@ -12,35 +13,6 @@ from typing import NamedTuple
 import numpy as np
 
 from cryogeom.errors import InputError
-
-
-class PCA(NamedTuple):
-    """Principal components of latents z [K, d].
-
-    ``scores`` [K, c]: the centred latents projected on the components; ``components`` [c, d]:
-    unit vectors, largest variance first, each signed so that its largest-magnitude entry is
-    positive (a deterministic sign); ``explained_variance_ratio`` [c].
-    """
-
-    scores: np.ndarray
-    components: np.ndarray
-    explained_variance_ratio: np.ndarray
-
-
-def principal_components(z) -> PCA:
-    """PCA of latents ``z`` [K, d] by an SVD of the centred data (float64)."""
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or len(z) < 1:
-        raise InputError(f"z: expected latents of shape [K, d] with K >= 1, got {z.shape}")
-    centred = z - z.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    signs[signs == 0] = 1.0
-    vt = vt * signs[:, None]
-    variance = s**2
-    total = variance.sum()
-    ratio = variance / total if total > 0 else np.zeros_like(variance)
-    return PCA(centred @ vt.T, vt, ratio)
 
 
 class FrameBins(NamedTuple):

@@ -2,7 +2,7 @@
 
 For each particle: the image as the network sees it (Fourier-downsampled to the training box,
 standardised on its background and, for inverted-contrast data, negated;
-:func:`cryogeom.train.images.prepare`) and the render of X(z) under the particle's own pose,
+:func:`cryogeom.particles.batch.prepare`) and the render of X(z) under the particle's own pose,
 shift and CTF, normalised like the data (paper Fig. 1 and appendix F). Agreement of the two is
 what the image loss measures; it needs no ground truth, so it works for real data.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cryogeom.imaging.ctf import CTFParams
 from cryogeom.particles.dataset import ParticleDataset
-from cryogeom.train import images as image_prep
 
 
 @torch.no_grad()
@@ -26,10 +24,8 @@ def images_and_renders(run, particles, indices) -> tuple[np.ndarray, np.ndarray]
     model = run.model
     device = model.base_ca.device
     dataset = ParticleDataset(particles, indices=np.asarray(indices, dtype=np.int64), downsample_box=model.renderer.settings.box)
-    batch = dataset.get_batch(np.arange(len(dataset)))
-    data = image_prep.prepare(batch["image"].to(device), run.calibration.invert_data)
-    rotations, shifts = batch["rotation"].to(device), batch["shift_angstrom"].to(device)
-    ctf = CTFParams.stack(batch["ctf"].to(device))
-    z = model.encode(data, rotations, shifts, ctf)
-    renders = model.render(model.decode(z), rotations, shifts, ctf)
+    batch = dataset.get_batch(np.arange(len(dataset))).to(device)
+    data = batch.prepared_images(run.calibration.invert_data)
+    z = model.encode(data, batch.rotations, batch.shifts_angstrom, batch.ctf)
+    renders = model.render(model.decode(z), batch.rotations, batch.shifts_angstrom, batch.ctf)
     return data.float().cpu().numpy(), renders.float().cpu().numpy()

@@ -25,24 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cryogeom import __version__, files
+from cryogeom import run_dir as rd
 from cryogeom.evaluate.evaluation import CA_CA_DISTANCE_ANGSTROM
 from cryogeom.evaluate.figures import CAPTIONS
-from cryogeom.evaluate.run_files import read_metrics, read_run_metadata
+from cryogeom.run_dir import read_metrics, read_run_metadata
 
-REPORT_NAME = "report.html"
-EVALUATION_NAME = "evaluation.json"
-FIGURES_DIR = "figures"
-_TOP_LEVEL_FILES = (
-    ("model.pt", "trained network (weights and configuration)"),
-    ("checkpoint.pt", "checkpoint for --resume"),
-    ("metrics.csv", "one row per epoch: losses, images/s, validation"),
-    ("evaluation.json", "scores against ground truth (cryogeom evaluate)"),
-    ("config.json", "every setting, version, command line"),
-    ("calibration.json", "contrast polarity and output normalisation"),
-    ("base.pdb", "base structure"),
-    ("validation_indices.npy", "held-out particles"),
-    ("training_indices.npy", "training particles"),
-)
 # What files written by other commands hold (glob pattern on the file name -> description).
 _KNOWN_OUTPUTS = (
     ("z.npy", "latent of each particle [n, d]"),
@@ -54,7 +42,7 @@ _KNOWN_OUTPUTS = (
     ("cluster_nearest.pdb", "the particle nearest each cluster centre"),
     ("pca.png", "latent PCA"),
 )
-_SKIP_DIRS = {FIGURES_DIR, "tensorboard"}
+_SKIP_DIRS = {rd.FIGURES_DIR, rd.TENSORBOARD_DIR}
 _MAX_LISTED_FILES = 200
 _MAX_OTHER_FIGURES = 20
 
@@ -219,7 +207,7 @@ def _figure(run_dir: Path, png: Path, caption: str) -> str:
 
 
 def _figures_section(run_dir: Path) -> str:
-    folder = run_dir / FIGURES_DIR
+    folder = run_dir / rd.FIGURES_DIR
     pngs = sorted(p for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else []
     order = list(CAPTIONS)
     pngs.sort(key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
@@ -242,7 +230,7 @@ def _human_size(n: int) -> str:
 
 def _files_section(run_dir: Path) -> str:
     rows = []
-    for name, meaning in _TOP_LEVEL_FILES:
+    for name, meaning in rd.DESCRIPTIONS.items():
         path = run_dir / name
         if path.is_file():
             rows.append((name, meaning, path.stat().st_size))
@@ -255,7 +243,7 @@ def _files_section(run_dir: Path) -> str:
     lines = ["<h2>Files</h2>", "<table>", "<tr><th>file</th><th>size</th><th>content</th></tr>"]
     for rel, meaning, size in rows:
         lines.append(f'<tr><td><a href="{_e(rel)}">{_e(rel)}</a></td><td class="num">{_human_size(size)}</td><td>{_e(meaning)}</td></tr>')
-    if (run_dir / "tensorboard").is_dir():
+    if (run_dir / rd.TENSORBOARD_DIR).is_dir():
         lines.append('<tr><td><a href="tensorboard/">tensorboard/</a></td><td></td><td>TensorBoard logs (tensorboard --logdir)</td></tr>')
     lines.append("</table>")
     if len(others) > _MAX_LISTED_FILES:
@@ -264,26 +252,24 @@ def _files_section(run_dir: Path) -> str:
 
 
 def _older_than_model(path: Path, run_dir: Path) -> bool:
-    model = run_dir / "model.pt"
+    model = run_dir / rd.MODEL
     return model.is_file() and path.stat().st_mtime < model.stat().st_mtime
 
 
 def build_report(run_dir) -> str:
     """The HTML of the report for ``run_dir`` (see the module docstring)."""
-    from cryogeom import __version__
-
     run_dir = Path(run_dir)
     meta = read_run_metadata(run_dir)
     metrics = read_metrics(run_dir)
-    evaluation = _read_json(run_dir / EVALUATION_NAME)
+    evaluation = _read_json(run_dir / rd.EVALUATION)
     if evaluation is not None and not all(k in evaluation for k in ("emd_rmsd_angstrom", "rmsd_angstrom", "baseline_mean_structure_angstrom", "baseline_base_structure_angstrom")):
         evaluation = None
-    calibration = _read_json(run_dir / "calibration.json")
+    calibration = _read_json(run_dir / rd.CALIBRATION)
     title = f"cryogeom report: {run_dir.resolve().name}"
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
-        _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / EVALUATION_NAME, run_dir)),
+        _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / rd.EVALUATION, run_dir)),
         _training_section(metrics),
         _figures_section(run_dir),
         _files_section(run_dir),
@@ -297,11 +283,7 @@ def build_report(run_dir) -> str:
 
 def write_report(run_dir) -> Path:
     """Write ``run_dir/report.html`` atomically; returns its path."""
-    from cryogeom.structure.io import atomic_output
-
     run_dir = Path(run_dir)
-    text = build_report(run_dir)
-    path = run_dir / REPORT_NAME
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
+    path = files.write_text(run_dir / rd.REPORT, build_report(run_dir))
+    rd.record(run_dir, rd.REPORT)
     return path

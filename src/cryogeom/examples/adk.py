@@ -10,14 +10,15 @@ by 6.8 Å Cα RMSD, and the LID domain moves by up to 18 Å.
 
 from __future__ import annotations
 
-from cryogeom.structure.io import Trajectory, read_trajectory
+from cryogeom.structure.read import read_trajectory
+from cryogeom.structure.types import Trajectory
 
 N_FRAMES = 102
 N_RESIDUES = 214
 
 
 def adk() -> Trajectory:
-    """ADK's closed → open path: a :class:`~cryogeom.structure.io.Trajectory` of 102 frames, 214 residues."""
+    """ADK's closed → open path: a :class:`~cryogeom.structure.types.Trajectory` of 102 frames, 214 residues."""
     from MDAnalysisTests.datafiles import DCD2, PSF
 
     return read_trajectory(PSF, DCD2)

@@ -18,7 +18,7 @@ Where no molecular-dynamics trajectory is at hand (the large built-in example,
 4. **Superposition**: every frame is superposed on frame 0 (Kabsch/QCP on all Cα), so the path
    carries no overall rotation or drift.
 
-Atoms follow their residue's local Cα frame (:mod:`~cryogeom.examples.residue_frames`).
+Atoms follow their residue's local Cα frame (:mod:`~cryogeom.structure.frames`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cryogeom.examples.elastic_network import (
     rigid_block_projection,
     rigid_domain_modes,
 )
-from cryogeom.examples.residue_frames import AtomFrames
+from cryogeom.structure.frames import AtomFrames
 from cryogeom.examples.restrained_relaxation import RestrainedRelaxation
 from cryogeom.examples.time_profiles import uncorrelated_profiles
 

@@ -29,8 +29,10 @@ import torch
 
 from cryogeom.examples.domain_motion import MotionSettings, multi_domain_path
 from cryogeom.errors import InputError
-from cryogeom.examples.residue_frames import AtomFrames
-from cryogeom.structure.io import Structure, Trajectory, atomic_output, read_structure
+from cryogeom.structure.frames import AtomFrames
+from cryogeom.files import atomic_output
+from cryogeom.structure.read import read_structure
+from cryogeom.structure.types import Structure, Trajectory
 
 #: Changes whenever the generated coordinates would change (names the cache file).
 VERSION = "cftr-6msm-v1"
@@ -88,7 +90,7 @@ class _AtomsOnTrace:
 
 
 def cftr(n_frames: int = N_FRAMES, seed: int = SEED, cache_dir: str | os.PathLike | None = None) -> Trajectory:
-    """CFTR in a multi-domain motion: a :class:`~cryogeom.structure.io.Trajectory` of ``n_frames``
+    """CFTR in a multi-domain motion: a :class:`~cryogeom.structure.types.Trajectory` of ``n_frames``
     frames × 1,181 residues, frame 0 the deposited structure, all-atom positions for every frame.
 
     The Cα path is read from the cache (``cache_dir``, default :func:`default_cache_dir`) or

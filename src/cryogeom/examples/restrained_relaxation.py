@@ -12,7 +12,7 @@ and pull their linkers apart) the Cα trace x minimises (Å², dimensionless wei
 
 with r⁰ the distance in the reference structure and s = ``slack``: pairs may not come closer than
 ``ca_min`` / ``atom_min`` unless they already were (then by at most ``slack``). Atoms a, b are
-carried by their residues' local frames (:mod:`cryogeom.examples.residue_frames`); covalently
+carried by their residues' local frames (:mod:`cryogeom.structure.frames`); covalently
 consecutive residues are exempt from the repulsion. A path is relaxed by *tracking*: frame t
 starts from frame t−1's solution moved by the change of the targets, so consecutive frames stay
 close and a few L-BFGS iterations per frame suffice. Repulsive pairs come from Verlet lists
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from cryogeom.examples.residue_frames import AtomFrames
+from cryogeom.structure.frames import AtomFrames
 
 
 @dataclass

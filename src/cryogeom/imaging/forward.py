@@ -46,6 +46,7 @@ from cryogeom.imaging.ctf import CTFParams, ctf_point_spread_radius_angstrom, ct
 from cryogeom.imaging.fourier import centre_crop, filter_and_crop, fourier_crop_rfft2
 from cryogeom.imaging.grid import center_index
 from cryogeom.imaging.projector import DEFAULT_TRUNCATE_SIGMAS, splat_gaussians
+from cryogeom.imaging.rotations import pose_points
 
 
 @dataclass(frozen=True)
@@ -116,15 +117,6 @@ def padded_box_for_ctf(
     return int(scipy.fft.next_fast_len(box + math.ceil(spread / pixel_size_angstrom), real=True))
 
 
-def pose_points(clouds_angstrom: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
-    """Image-plane positions ``[B, M, 2]`` (Å) of clouds ``[B, M, 3]``: ``(R p)_xy + (dx, dy)`` (eq. 2).
-
-    ``rotations [B, 3, 3]`` move the atoms (:mod:`cryogeom.imaging.rotations`); ``shifts_angstrom
-    [B, 2]`` is where the rotation centre lands relative to the image centre.
-    """
-    return torch.baddbmm(shifts_angstrom.unsqueeze(1), clouds_angstrom, rotations[:, :2, :].transpose(1, 2))
-
-
 class ForwardModel(torch.nn.Module):
     """Renders particle images ``[B, D, D]`` (electrons per pixel, convolved with the CTF).
 
@@ -184,4 +176,4 @@ class ForwardModel(torch.nn.Module):
         return centre_crop(torch.fft.irfft2(spectrum, s=(padded, padded)), s.box)
 
 
-__all__ = ["ForwardModel", "ForwardSettings", "padded_box_for_ctf", "pose_points"]
+__all__ = ["ForwardModel", "ForwardSettings", "padded_box_for_ctf"]

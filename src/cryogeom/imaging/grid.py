@@ -38,3 +38,11 @@ def frequencies_rfft2(box: int, pixel_size_angstrom, *, dtype=torch.float32, dev
     if pix.ndim == 0:
         return fy[:, None] / pix, fx[None, :] / pix
     return fy[None, :, None] / pix[:, None, None], fx[None, None, :] / pix[:, None, None]
+
+
+def background_mask(box: int, *, device=None) -> torch.Tensor:
+    """[box, box] bool: the pixels outside the circle of diameter ``box`` about the centre pixel
+    :func:`center_index` — the background of a particle image (RELION's particle normalisation)."""
+    c = torch.arange(box, device=device, dtype=torch.float32) - box // 2
+    r2 = c[:, None] ** 2 + c[None, :] ** 2
+    return r2 > (box / 2) ** 2

@@ -15,12 +15,14 @@ The convention, fixed here once for the whole package
   and :func:`relion_origin_from_shift`, never the sign by hand.
 
 Functions take and return NumPy arrays in float64 (poses are metadata; the network receives them
-as tensors). Any leading batch shape is allowed.
+as tensors). Any leading batch shape is allowed. :func:`pose_points` applies a pose to points
+(torch, differentiable): the one implementation of eq. 2 for the renderer and the simulator.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
 _EPS = 16 * np.finfo(np.float32).eps
@@ -98,3 +100,14 @@ def relion_origin_from_shift(shift_angstrom) -> tuple[np.ndarray, np.ndarray]:
     """``shift_angstrom`` [..., 2] -> RELION (rlnOriginXAngst, rlnOriginYAngst)."""
     s = np.asarray(shift_angstrom, dtype=np.float64)
     return -s[..., 0], -s[..., 1]
+
+
+def pose_points(points_angstrom: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
+    """Image-plane positions [B, M, 2] (Å; x, y) of points [B, M, 3] (or one set for every pose,
+    [M, 3]) at poses ``rotations`` [B, 3, 3] and ``shifts_angstrom`` [B, 2]: ``p' = R p + (dx, dy, 0)``
+    projected along z (paper eq. 2). The points are in the structure's frame, about the rotation centre.
+    """
+    if points_angstrom.dim() == 2:
+        points_angstrom = points_angstrom.expand(len(rotations), -1, -1)
+    dtype = points_angstrom.dtype
+    return torch.baddbmm(shifts_angstrom.to(dtype).unsqueeze(1), points_angstrom, rotations[:, :2, :].to(dtype).transpose(1, 2))

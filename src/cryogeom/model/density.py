@@ -18,9 +18,7 @@ its atoms have in vitreous ice — projected potential minus the ice each atom d
 (:func:`contrast_in_ice`), a hydrogen's added to its nearest heavy atom — in units that make the
 protein's total its electron count; with ``weights="electrons"`` each residue's electron count
 (from the residue table, hydrogens included) is shared in proportion to atomic numbers, as in
-vacuum. On the ADK example at 50 e/Å² the ice weights fit the images of the true conformations
-better (image loss per pixel over the 600 particles of frame 0: 1.018173 against 1.018243).
-The σ of a group is √(σ_atom² + tr(Cov)/3), where Cov is the weight-weighted covariance of its
+vacuum. The σ of a group is √(σ_atom² + tr(Cov)/3), where Cov is the weight-weighted covariance of its
 atoms: the rotation-averaged width of its projection (appendix C with σ_atom = 1 Å).
 """
 
@@ -31,50 +29,15 @@ import torch
 from torch import nn
 
 from cryogeom.errors import InputError
+from cryogeom.physics.ice import IceModel
+from cryogeom.physics.scattering import projected_potential_gaussians
+from cryogeom.physics.solvent import displaced_solvent_gaussians
 from cryogeom.structure.elements import atomic_numbers
+from cryogeom.structure.frames import chain_neighbours, frame_residues, local_frames
+from cryogeom.structure.residues import residue_sigma_and_electrons
 
 DENSITY_MODELS = ("ca", "backbone-sidechain", "atoms")
 BACKBONE_ATOM_NAMES = frozenset({"N", "CA", "C", "O", "OXT", "OT1", "OT2"})
-
-
-def chain_neighbours(n_residues: int, bonded_pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """prev [N], next [N]: the bonded neighbour before/after each residue, −1 where there is none."""
-    prev = np.full(n_residues, -1, dtype=np.int64)
-    nxt = np.full(n_residues, -1, dtype=np.int64)
-    for a, b in np.asarray(bonded_pairs, dtype=np.int64).reshape(-1, 2):
-        nxt[a], prev[b] = b, a
-    return prev, nxt
-
-
-def frame_residues(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-    """For each residue, the residue whose local frame it uses: itself if it has both neighbours,
-    else its interior neighbour (chain ends), else −1 (chains shorter than 3: no rotation)."""
-    interior = (prev >= 0) & (nxt >= 0)
-    out = np.where(interior, np.arange(len(prev)), -1)
-    for i in np.flatnonzero(~interior):
-        for j in (nxt[i], prev[i]):
-            if j >= 0 and interior[j]:
-                out[i] = j
-                break
-    return out
-
-
-def local_frames(ca: torch.Tensor, centre: torch.Tensor, prev: torch.Tensor, nxt: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Orthonormal frames [..., K, 3, 3] (columns e1, e2, e3) of residues ``centre`` [K].
-
-    e1 runs along the chain (from i−1 to i+1), e2 is the bisector of the two Cα–Cα bonds made
-    orthogonal to e1 (pointing away from the neighbours), e3 = e1 × e2.
-    """
-    x = ca[..., centre, :]
-    a = ca[..., prev, :] - x
-    b = ca[..., nxt, :] - x
-    e1 = b - a
-    e1 = e1 / e1.norm(dim=-1, keepdim=True).clamp_min(eps)
-    u = -(a + b)
-    u = u - (u * e1).sum(-1, keepdim=True) * e1
-    e2 = u / u.norm(dim=-1, keepdim=True).clamp_min(eps)
-    e3 = torch.cross(e1, e2, dim=-1)
-    return torch.stack([e1, e2, e3], dim=-1)
 
 
 class ResidueDensity(nn.Module):
@@ -121,16 +84,12 @@ class ResidueDensity(nn.Module):
 def contrast_in_ice(elements) -> np.ndarray:
     """Projected-potential integral [A] of each atom in ice (V·Å³): its scattering minus the ice it displaces.
 
-    The atom's projected potential (Peng five-Gaussian form factor, :mod:`cryogeom.simulate.scattering`)
-    integrates to ``Σ a_i``; the ice of its excluded volume v (:mod:`cryogeom.simulate.solvent`)
+    The atom's projected potential (Peng five-Gaussian form factor, :mod:`cryogeom.physics.scattering`)
+    integrates to ``Σ a_i``; the ice of its excluded volume v (:mod:`cryogeom.physics.solvent`)
     takes away ``V0 · v`` (V0 the mean inner potential of vitreous ice, ≈ 4.6 V). The balance
     differs by element — carbon keeps 37 % of its vacuum contrast, nitrogen 89 %, oxygen 56 %,
     hydrogen 7 % — so a residue's image is not its electron count spread over its atoms.
     """
-    from cryogeom.simulate.ice import IceModel
-    from cryogeom.simulate.scattering import projected_potential_gaussians
-    from cryogeom.simulate.solvent import displaced_solvent_gaussians
-
     weight, _ = projected_potential_gaussians(elements)
     solvent, _ = displaced_solvent_gaussians(elements, IceModel().mean_potential_volt())
     return weight.sum(1) + solvent.sum(1)
@@ -159,7 +118,7 @@ def _hydrogen_hosts(pos, heavy, res_of_atom, atom_weight) -> tuple[np.ndarray, n
 
 
 def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0, weights: str = "ice") -> ResidueDensity:
-    """The pseudo-atom density of ``structure`` (a :class:`cryogeom.structure.io.Structure`).
+    """The pseudo-atom density of ``structure`` (a :class:`cryogeom.structure.types.Structure`).
 
     Positions are taken relative to the structure's Cα centroid (the frame the network uses).
     ``weights`` (richer models only): ``"ice"`` weighs each atom by its contrast in ice
@@ -167,8 +126,6 @@ def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0
     once so that the protein's total is its electron count (the residue table's units);
     ``"electrons"`` shares each residue's electron count among its heavy atoms by atomic number.
     """
-    from cryogeom.structure.residues import residue_sigma_and_electrons
-
     if model not in DENSITY_MODELS:
         raise ValueError(f"unknown density model {model!r}; expected one of {', '.join(DENSITY_MODELS)}")
     n = len(structure.ca)

@@ -128,7 +128,7 @@ def load_ctf(path: str | os.PathLike, n: int) -> np.ndarray:
 
 
 def _dump_atomically(path: Path, value) -> None:
-    from cryogeom.structure.io import atomic_output
+    from cryogeom.files import atomic_output
 
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         pickle.dump(value, fh, protocol=4)

@@ -1,6 +1,6 @@
 """``ParticleDataset``: a torch Dataset over a :class:`ParticleSet`, with batched reads.
 
-An item is a dict::
+An item is a dict (a batch: :class:`~cryogeom.particles.batch.ParticleBatch`, the same keys)::
 
     image                [D', D']  the image (Fourier-cropped to D' if asked), dtype
     rotation             [3, 3]    R moves the atoms (imaging/rotations.py), dtype
@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cryogeom.errors import InputError
+from cryogeom.particles.batch import ParticleBatch
 from cryogeom.particles.downsample import downsample_images
 from cryogeom.particles.particle_set import ParticleSet
 
@@ -68,7 +69,7 @@ class ParticleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def get_batch(self, positions) -> dict[str, torch.Tensor]:
+    def get_batch(self, positions) -> ParticleBatch:
         """Items at dataset ``positions`` [B], batched: image [B, D', D'], rotation [B, 3, 3], …"""
         pos = np.asarray(positions, dtype=np.int64).reshape(-1)
         particles = self.indices[pos]
@@ -76,14 +77,14 @@ class ParticleDataset(Dataset):
         if self.box != images.shape[-1]:
             images = downsample_images(images, self.box)
         index = torch.from_numpy(particles)
-        return {
-            "image": images.to(self.dtype),
-            "rotation": self._rotations[index],
-            "shift_angstrom": self._shifts[index],
-            "ctf": self._ctf[index],
-            "pixel_size_angstrom": self._pixel[index],
-            "index": index,
-        }
+        return ParticleBatch(
+            image=images.to(self.dtype),
+            rotation=self._rotations[index],
+            shift_angstrom=self._shifts[index],
+            ctf=self._ctf[index],
+            pixel_size_angstrom=self._pixel[index],
+            index=index,
+        )
 
     def __getitem__(self, position):
         if np.ndim(position) > 0:

@@ -45,7 +45,7 @@ import torch
 from cryogeom.errors import InputError
 from cryogeom.imaging.ctf import CTFParams
 from cryogeom.imaging.rotations import euler_to_matrix, matrix_to_euler, relion_origin_from_shift, shift_from_relion_origin
-from cryogeom.particles.atomic import atomic_outputs
+from cryogeom.files import atomic_outputs
 from cryogeom.particles.particle_set import CTF_FIELDS, ParticleSet
 from cryogeom.particles.stack import ImageStack, StackPathResolver
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryogeom.errors import InputError
+from cryogeom.imaging.grid import background_mask
 
 
 def expected_counts(intensity: np.ndarray, dose_per_angstrom2: float, pixel_size_angstrom: float) -> np.ndarray:
@@ -20,12 +21,6 @@ def shot_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.poisson(expected).astype(np.float64)
 
 
-def background_mask(box: int) -> np.ndarray:
-    """Boolean [box, box]: pixels outside the circle of diameter ``box`` about the centre pixel ``box // 2``."""
-    j = np.arange(box) - box // 2
-    return (j[:, None] ** 2 + j[None, :] ** 2) > (box / 2) ** 2
-
-
 def normalise_relion(counts: np.ndarray) -> np.ndarray:
     """What RELION's particle extraction writes: contrast inverted (protein bright), and per image
     the background (outside the circle of diameter D, :func:`background_mask`) at mean 0, standard
@@ -33,7 +28,7 @@ def normalise_relion(counts: np.ndarray) -> np.ndarray:
     """
     counts = np.asarray(counts, dtype=np.float64)
     box = counts.shape[-1]
-    mask = background_mask(box)
+    mask = background_mask(box).numpy()
     if not mask.any():
         raise InputError(f"box {box}: too small to have background pixels outside the particle circle")
     inverted = -counts

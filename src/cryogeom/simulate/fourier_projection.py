@@ -11,8 +11,8 @@ band-limited image is ::
 
 at the kept frequencies ``q_k = k / (box p)``, ``|k_x|, |k_y| < box / 2`` (the Nyquist row and column
 of an even box are 0), where ``T_t(q) = Σ_i w_ti exp(-2π² σ_ti² q²)`` (V·Å³) is the transform of one
-atom of type t: ``K f_e(q/2)`` with its B-factors (:mod:`~cryogeom.simulate.scattering`), plus the
-displaced solvent if present (:mod:`~cryogeom.simulate.solvent`). Atoms whose rows of Gaussian
+atom of type t: ``K f_e(q/2)`` with its B-factors (:mod:`~cryogeom.physics.scattering`), plus the
+displaced solvent if present (:mod:`~cryogeom.physics.solvent`). Atoms whose rows of Gaussian
 weights and widths are equal form one type (in practice: one element).
 
 How
@@ -101,8 +101,8 @@ class GriddingProjector:
     """Spectrum of the band-limited projected potential of fixed atom types (module docstring).
 
     ``weight`` [A, K] (V·Å³) and ``sigma_angstrom`` [A, K] (Å) describe each atom as Gaussians
-    (:func:`~cryogeom.simulate.scattering.projected_potential_gaussians`, optionally concatenated
-    with :func:`~cryogeom.simulate.solvent.displaced_solvent_gaussians`); ``box`` and
+    (:func:`~cryogeom.physics.scattering.projected_potential_gaussians`, optionally concatenated
+    with :func:`~cryogeom.physics.solvent.displaced_solvent_gaussians`); ``box`` and
     ``pixel_size_angstrom`` the periodic canvas. ``width`` (kernel support in grid points, default
     by dtype, :data:`DEFAULT_WIDTH`) and ``upsampling`` (R >= 2) set the accuracy. Positions anywhere
     are taken modulo the canvas (it is periodic, as the Fourier series it samples). On the CPU the

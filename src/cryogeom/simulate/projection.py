@@ -1,14 +1,14 @@
 """All-atom projection in real space: the band-limited projected potential of posed atoms on a pixel grid.
 
 The simulator computes the same image in Fourier space, faster and independent of how narrow the
-atoms are (:mod:`cryogeom.simulate.fourier_projection`); this module keeps the pose convention
-(:func:`pose_atoms`), the direct float64 reference both are checked against
+atoms are (:mod:`cryogeom.simulate.fourier_projection`); this module keeps the direct float64
+reference both are checked against
 (:func:`project_atoms_reference`) and the real-space splatting (:func:`project_atoms`), an
 independent second method for the tests.
 
 What is computed
 ----------------
-Each atom is a sum of normalised 2-D Gaussians (:func:`~cryogeom.simulate.scattering.
+Each atom is a sum of normalised 2-D Gaussians (:func:`~cryogeom.physics.scattering.
 projected_potential_gaussians`), so the projected potential of posed atoms at image positions
 ``(x_a, y_a)`` is ``V_z(x, y) = Σ_a Σ_t w_at N(x - x_a, y - y_a; σ_at)`` (V·Å). The image returned is
 that function **band-limited to the pixel grid** (frequencies |q_x|, |q_y| < 1/(2·pixel); the
@@ -43,16 +43,6 @@ import numpy as np
 import torch
 
 from cryogeom.errors import InputError
-
-
-def pose_atoms(atoms_angstrom: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
-    """Image-plane positions [B, A, 2] (Å; x, y) of atoms [A, 3] (or one set per pose, [B, A, 3]) at
-    poses [B, 3, 3] and shifts [B, 2].
-
-    ``r' = R r + (dx, dy, 0)`` and projection along z (:mod:`cryogeom.imaging.rotations`).
-    """
-    moved = torch.matmul(atoms_angstrom, rotations[:, :2, :].transpose(-1, -2))
-    return moved + shifts_angstrom[:, None, :]
 
 
 def oversample_for(b_total_angstrom2: float, pixel_size_angstrom: float) -> int:
@@ -96,8 +86,8 @@ def project_atoms(
     """Band-limited projected potential [B, box, box] (V·Å) of atoms at image positions.
 
     ``positions_angstrom`` [B, A, 2] are (x, y) in Å relative to pixel ``box // 2`` (e.g. from
-    :func:`pose_atoms`); ``weight`` [A, T] (V·Å³) and ``sigma_angstrom`` [A, T] (Å) describe each
-    atom's projected potential as Gaussians (:func:`~cryogeom.simulate.scattering.
+    :func:`~cryogeom.imaging.rotations.pose_points`); ``weight`` [A, T] (V·Å³) and ``sigma_angstrom`` [A, T] (Å) describe each
+    atom's projected potential as Gaussians (:func:`~cryogeom.physics.scattering.
     projected_potential_gaussians`). Computed in the dtype and on the device of
     ``positions_angstrom``. Atoms must lie inside the canvas: density beyond its edge is dropped.
     See the module docstring for the method and its accuracy.

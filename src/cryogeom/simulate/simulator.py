@@ -8,12 +8,12 @@ Image formation of particle i (frame f, pose R, shift d, CTF parameters)
    (``splat_box`` pixels), as its spectrum: the structure factor of each element times that
    element's form factor (:class:`~cryogeom.simulate.fourier_projection.GriddingProjector`, a
    type-1 NUFFT; scattering factors with an isotropic atom B-factor,
-   :mod:`cryogeom.simulate.scattering`).
+   :mod:`cryogeom.physics.scattering`).
 2. Phase ``φ = σ_e V_z`` (relativistic interaction constant σ_e, ≈ 6.53e-4 rad/(V·Å) at 300 kV),
    zero-padded to a canvas of ``padded_box`` pixels large enough that the CTF's point spread does
    not wrap round into the box (:func:`padded_box_for`). With ice, an amorphous-ice phase field
    (:mod:`cryogeom.simulate.ice`, drawn directly in Fourier space) is added over the whole canvas,
-   and each atom removes the ice of its excluded volume (:mod:`cryogeom.simulate.solvent`;
+   and each atom removes the ice of its excluded volume (:mod:`cryogeom.physics.solvent`;
    ``displace_solvent``: one more Gaussian in each element's form factor), which lowers the
    protein's low-resolution contrast as in real data.
 3. Weak-phase image ``I = 1 + 2 F⁻¹[CTF · E · F[φ]]`` with the package CTF
@@ -62,10 +62,11 @@ from cryogeom.imaging.grid import frequencies_rfft2
 from cryogeom.imaging.rotations import random_rotations
 from cryogeom.simulate.detector import expected_counts, normalise_relion, shot_noise
 from cryogeom.simulate.fourier_projection import GriddingProjector
-from cryogeom.simulate.ice import IceModel, ice_phase_amplitude_rfft2, ice_phase_spectra
-from cryogeom.simulate.projection import pose_atoms
-from cryogeom.simulate.scattering import interaction_constant, projected_potential_gaussians
-from cryogeom.simulate.solvent import displaced_solvent_gaussians
+from cryogeom.physics.ice import IceModel, ice_phase_amplitude_rfft2
+from cryogeom.simulate.ice import ice_phase_spectra
+from cryogeom.imaging.rotations import pose_points
+from cryogeom.physics.scattering import interaction_constant, projected_potential_gaussians
+from cryogeom.physics.solvent import displaced_solvent_gaussians
 
 NORMALISATIONS = ("relion", "none")
 
@@ -214,7 +215,7 @@ class AtomicEnsemble:
 
     @classmethod
     def from_trajectory(cls, trajectory, frames=None) -> "AtomicEnsemble":
-        """From a :class:`cryogeom.structure.io.Trajectory` with all-atom data (optionally a subset of frames)."""
+        """From a :class:`cryogeom.structure.types.Trajectory` with all-atom data (optionally a subset of frames)."""
         structure = trajectory.structure
         elements = getattr(structure, "atom_elements", None)
         require(elements is not None, "trajectory: expected all-atom data (atom elements) for the all-atom simulator")
@@ -318,7 +319,7 @@ class ImageFormation:
         atoms = self._atoms[torch.as_tensor(params.frame, device=self.device)]
         rotations = torch.as_tensor(params.rotations, dtype=self.dtype, device=self.device)
         shifts = torch.as_tensor(params.shifts_angstrom, dtype=self.dtype, device=self.device)
-        return pose_atoms(atoms, rotations, shifts)
+        return pose_points(atoms, rotations, shifts)
 
     def projected_potential_spectrum(self, params: ParticleParameters) -> torch.Tensor:
         """``rfft2`` [n, splat_box, splat_box // 2 + 1] of :meth:`projected_potential` (step 1,

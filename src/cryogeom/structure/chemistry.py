@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from cryogeom.structure.elements import atomic_numbers
-from cryogeom.structure.residues import STANDARD_AMINO_ACIDS, normalise_resname
+from cryogeom.structure.residues import normalise_resname
 
 #: Atoms of the free amino acid that are absent inside a chain (lost to the two peptide bonds).
 PEPTIDE_BOND_REMOVED_ATOMS = frozenset({"OXT", "HXT", "H2"})
@@ -67,8 +67,3 @@ def residue_atoms_about_ca(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     xyz = np.asarray(atoms.coord, dtype=np.float64)
     ca = xyz[np.flatnonzero(atoms.atom_name == "CA")[0]]
     return xyz - ca, atomic_numbers(atoms.element).astype(np.float64), np.asarray(atoms.atom_name, dtype=str)
-
-
-def all_residue_electrons() -> dict[str, int]:
-    """{three-letter code: electrons} for the 20 standard amino acids."""
-    return {name: residue_electrons(name) for name in STANDARD_AMINO_ACIDS}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -86,11 +86,6 @@ def normalise_resname(name: str, *, source: str | None = None, chain: str | None
             f"acids or a force-field alias (HSD, HIE, CYX, MSE, ASH, NALA, ...)"
         )
     return canonical
-
-
-def normalise_resnames(names: Iterable[str], *, source: str | None = None) -> list[str]:
-    """:func:`normalise_resname` for each name (the residue index is given in the error message)."""
-    return [normalise_resname(n, source=source, resid=f"#{i}") for i, n in enumerate(names)]
 
 
 def one_letter_sequence(resnames: Sequence[str]) -> str:

@@ -7,13 +7,14 @@ from cryogeom.model.decoder import Decoder
 from cryogeom.model.density import build_density
 from cryogeom.model.encoder import build_encoder
 from cryogeom.model.network import Reconstructor
-from cryogeom.train.config import TrainConfig
+from cryogeom.structure.types import Structure
+from cryogeom.train.config import Network
 
 
-def build_model(config: TrainConfig, base, box: int, pixel_size_angstrom: float) -> Reconstructor:
-    """The network for particles of ``box`` pixels of ``pixel_size_angstrom`` Å.
+def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom: float) -> Reconstructor:
+    """The network of settings ``config`` for particles of ``box`` pixels of ``pixel_size_angstrom`` Å.
 
-    ``base`` is a :class:`cryogeom.structure.io.Structure`; it is centred on its Cα centroid.
+    ``base`` is centred on its Cα centroid.
     """
     base = base.centred()
     train_box = config.train_box(box, pixel_size_angstrom)

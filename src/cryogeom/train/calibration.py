@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cryogeom.imaging.ctf import CTFParams
-from cryogeom.train import images as image_prep
+from cryogeom.particles.batch import standardise
 
 
 @dataclass
@@ -40,10 +39,9 @@ def calibrate(model, dataset, positions: np.ndarray, *, batch_size: int = 128) -
     count = 0
     for start in range(0, len(positions), batch_size):
         batch = dataset.get_batch(positions[start : start + batch_size])
-        data = image_prep.standardise(batch["image"]).double()
-        b = len(data)
-        base = model.base_ca.expand(b, -1, -1)
-        render = model.render_raw(base, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"])).double()
+        data = standardise(batch.images).double()
+        base = model.base_ca.expand(len(batch), -1, -1)
+        render = model.render_raw(base, batch.rotations, batch.shifts_angstrom, batch.ctf).double()
         sums += torch.stack([render.sum(), data.sum(), (render**2).sum(), (data**2).sum(), (render * data).sum()])
         count += data.numel()
     sr, sd, srr, sdd, srd = (s.item() / count for s in sums)

@@ -1,21 +1,29 @@
-"""Training configuration: every setting of a run in one dataclass, saved beside the results.
+"""Training configuration: every setting of a run, grouped by what it configures.
+
+``TrainConfig`` holds five groups — :class:`Optimisation` (the schedule), :class:`Network` (what
+is built: encoder, decoder, density, training resolution), :class:`Losses` (the loss weights),
+:class:`Data` (hold-out, polarity, seed) and :class:`Runtime` (threads, workers, time budget,
+checkpoint interval: how this process runs, never what it learns). Every setting has a unique
+name; ``--set NAME=VALUE`` and a run's ``config.json`` use these names, flat.
+
+The loss is ``L = L_img + α L_geom + β L_bond + γ L_centering + δ L_chain`` (paper eq. 4 plus the
+chain loss); α, β, γ, δ are ``geometry_weight``, ``bond_weight``, ``centering_weight`` and
+``chain_weight``.
 
 Two presets:
 
-* ``default`` — the settings that reach a given accuracy fastest on a CPU (measured, see
-  BENCHMARKS.md): the encoder sees and the renderer draws a Fourier-downsampled image
-  (``train_pixel_angstrom`` ≈ 2 Å), a small stride-2 encoder that also sees the pose and, as a
-  second channel, the base structure rendered at the particle's pose, both channels convolved
-  with the particle's CTF and turned to the canonical in-plane angle of its pose; a
-  two-Gaussians-per-residue density weighed by the atoms' contrast in ice; a larger learning
-  rate with cosine decay over 8 epochs and a slower decoder; a geometry loss weight α = 0.005 (the paper's 0.05 held the reconstructions near
-  the base structure: EMD-RMSD 2.7 Å against 1.6 Å on ADK at 50 e/Å²); and a chain loss δ = 0.5,
-  the geometry loss over residues 1-3 bonds apart, which holds the Cα trace's local fold while the
-  domains turn at their hinges (EMD-RMSD 1.08 Å against 1.37 Å without it on ADK at 50 e/Å²).
-  β and γ are the paper's.
+* ``default`` — settings chosen for accuracy per minute on a CPU (measurements in BENCHMARKS.md):
+  the encoder sees and the renderer draws a Fourier-downsampled image (``train_pixel_angstrom``
+  about 2 Å), a small stride-2 encoder that also sees the pose and, as a second channel, the base
+  structure rendered at the particle's pose, both channels convolved with the particle's CTF and
+  turned to the canonical in-plane angle of its pose; a two-Gaussians-per-residue density weighed
+  by the atoms' contrast in ice; a larger learning rate with cosine decay over 8 epochs and a
+  slower decoder; α = 0.005 (a tenth of the paper's) and the chain loss δ = 0.5, the geometry loss
+  over residues 1-3 bonds apart, which holds the Cα trace's local fold while domains turn at their
+  hinges. β and γ are the paper's.
 * ``paper`` — the paper's settings (section 3, appendices A-F): the paper's encoder at full
   resolution, one Gaussian per residue, Adam at a constant 1e-5, batch 128, CTF on a 300/80 padded
-  box.
+  box, no chain loss.
 """
 
 from __future__ import annotations
@@ -23,86 +31,40 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from cryogeom.errors import InputError
 from cryogeom.model.density import DENSITY_MODELS
 
 PRESETS = ("default", "paper")
 
 
 @dataclass
-class TrainConfig:
-    # optimisation
-    epochs: int = 8  # the cosine schedule ends here; longer schedules score worse on ADK (BENCHMARKS.md)
+class Optimisation:
+    epochs: int = 8  # the cosine schedule ends here
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "cosine"  # "cosine" (to lr_min over the run) or "constant"
     lr_min: float = 1e-5
     warmup_steps: int = 100
     decoder_lr_scale: float = 0.1
-    max_minutes: float | None = None  # stop (and checkpoint) after this much training time
-    # network
+
+
+@dataclass
+class Network:
     latent_dim: int = 8
     encoder: str = "fast"  # "fast" or "paper"
     pose_conditioning: bool = True
     reference_channel: bool = True  # the encoder also sees the base structure's render at the particle's pose
     encoder_matched_filter: bool = True  # the encoder's channels convolved with the particle's CTF
     encoder_filter_b_factor_angstrom2: float | None = None  # with it, times exp(-B k² / 4)
-    encoder_canonical_inplane: bool = True  # the encoder sees every particle turned to the canonical in-plane angle of its pose
+    encoder_canonical_inplane: bool = True  # every particle turned to the canonical in-plane angle of its pose
     decoder_width: int = 350
     decoder_depth: int = 7
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"
     density_weights: str = "ice"  # richer densities: atoms weighed by their contrast in ice ("ice") or atomic number ("electrons")
-    # images
     train_pixel_angstrom: float | None = 2.0  # Fourier-downsample to about this pixel size; None = full resolution
     pad_factor: float = 2.0
-    invert_data: bool | None = None  # None: detect the contrast polarity from the data
-    # losses: L = L_img + alpha L_geom + beta L_bond + gamma L_centering
-    alpha: float = 0.005  # the paper's 0.05 anchors the path to the base too hard at 50 e/Å² (BENCHMARKS.md)
-    beta: float = 0.005
-    gamma: float = 0.1
-    geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
-    chain_weight: float = 0.5  # δ: weight of L_chain, the geometry loss over residues 1…chain_window bonds apart (the trace's local fold)
-    chain_window: int = 3
-    # data
-    validation_size: int = 4000
-    validation_fraction: float = 0.1  # at most this fraction of the particles is held out
-    validation_k: int = 1000  # with --ground-truth: held-out particles scored after every epoch (evaluate uses 4000)
-    seed: int = 0
-    num_workers: int = 0
-    threads: int | None = None  # torch intra-op threads; None = all cores
-    # bookkeeping
-    checkpoint_every_minutes: float = 5.0
-    preset: str = "default"
-    extra: dict = field(default_factory=dict)
-
-    #: settings that take one of a few words, and the words
-    CHOICES = {
-        "lr_schedule": ("cosine", "constant"),
-        "encoder": ("fast", "paper"),
-        "density": DENSITY_MODELS,
-        "density_weights": ("ice", "electrons"),
-    }
-
-    def check(self) -> None:
-        """InputError (one line) for a setting outside its choices."""
-        from cryogeom.errors import InputError
-
-        for name, choices in self.CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise InputError(f"setting {name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if not isinstance(self.chain_window, int) or self.chain_window < 1:
-            raise InputError(f"setting chain_window: expected a whole number of bonds >= 1, got {self.chain_window!r}")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """The configuration saved by a run; settings added since it was written take the value
-        that reproduces what that run did (``_BEFORE_ADDED``), not today's default."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**_BEFORE_ADDED, **{k: v for k, v in values.items() if k in known}})
 
     def train_box(self, box: int, pixel_size_angstrom: float) -> int:
         """The box the encoder sees and the renderer draws: about ``train_pixel_angstrom`` per pixel."""
@@ -113,16 +75,105 @@ class TrainConfig:
         return int(min(box, max(32, side)))
 
 
+@dataclass
+class Losses:
+    geometry_weight: float = 0.005  # α: the geometry degradation loss (the paper's 0.05 holds the path near the base)
+    bond_weight: float = 0.005  # β: the bond-length loss
+    centering_weight: float = 0.1  # γ: the centering loss
+    chain_weight: float = 0.5  # δ: the geometry loss over residues 1…chain_window bonds apart (the trace's local fold)
+    chain_window: int = 3
+    geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
+
+
+@dataclass
+class Data:
+    invert_data: bool | None = None  # None: detect the contrast polarity from the data
+    validation_size: int = 4000
+    validation_fraction: float = 0.1  # at most this fraction of the particles is held out
+    validation_k: int = 1000  # with --ground-truth: held-out particles scored after every epoch (evaluate uses 4000)
+    seed: int = 0
+
+
+@dataclass
+class Runtime:
+    max_minutes: float | None = None  # stop (and checkpoint) after this much training time
+    threads: int | None = None  # torch intra-op threads; None = all cores
+    num_workers: int = 0
+    checkpoint_every_minutes: float = 5.0
+
+
+GROUPS = {"optimisation": Optimisation, "network": Network, "losses": Losses, "data": Data, "runtime": Runtime}
+#: setting name -> its group
+SETTINGS = {f.name: group for group, cls in GROUPS.items() for f in dataclasses.fields(cls)}
+#: settings that take one of a few words, and the words
+CHOICES = {
+    "lr_schedule": ("cosine", "constant"),
+    "encoder": ("fast", "paper"),
+    "density": DENSITY_MODELS,
+    "density_weights": ("ice", "electrons"),
+}
+# Names settings had in runs saved earlier.
+_RENAMED = {"alpha": "geometry_weight", "beta": "bond_weight", "gamma": "centering_weight"}
 # Settings added after runs had been saved, with the behaviour those runs had.
 _BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0}
 
 
+@dataclass
+class TrainConfig:
+    optimisation: Optimisation = field(default_factory=Optimisation)
+    network: Network = field(default_factory=Network)
+    losses: Losses = field(default_factory=Losses)
+    data: Data = field(default_factory=Data)
+    runtime: Runtime = field(default_factory=Runtime)
+    preset: str = "default"
+
+    def get(self, name: str):
+        """The setting ``name`` (a flat name, e.g. ``"lr"``)."""
+        return getattr(getattr(self, SETTINGS[name]), name)
+
+    def replace(self, **settings) -> "TrainConfig":
+        """A copy with flat-named ``settings`` changed (``ValueError`` for an unknown name)."""
+        unknown = [n for n in settings if n not in SETTINGS and n != "preset"]
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}")
+        groups = {g: dataclasses.replace(getattr(self, g), **{n: v for n, v in settings.items() if SETTINGS.get(n) == g}) for g in GROUPS}
+        return TrainConfig(**groups, preset=settings.get("preset", self.preset))
+
+    def as_flat_dict(self) -> dict:
+        """Every setting by its name (what ``config.json`` and ``--set`` use)."""
+        out = {}
+        for group in GROUPS:
+            out.update(dataclasses.asdict(getattr(self, group)))
+        out["preset"] = self.preset
+        return out
+
+    def check(self) -> None:
+        """InputError (one line) for a setting outside its choices."""
+        for name, choices in CHOICES.items():
+            if self.get(name) not in choices:
+                raise InputError(f"setting {name}: expected one of {', '.join(choices)}, got {self.get(name)!r}")
+        window = self.losses.chain_window
+        if not isinstance(window, int) or window < 1:
+            raise InputError(f"setting chain_window: expected a whole number of bonds >= 1, got {window!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_flat_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """The configuration saved by a run (flat names); settings added since it was written take
+        the value that reproduces what that run did (``_BEFORE_ADDED``), not today's default."""
+        values = {_RENAMED.get(k, k): v for k, v in values.items()}
+        known = {k: v for k, v in {**_BEFORE_ADDED, **values}.items() if k in SETTINGS or k == "preset"}
+        return cls().replace(**known)
+
+
 def preset(name: str, **overrides) -> TrainConfig:
-    """The configuration of preset ``name`` with ``overrides`` applied."""
+    """The configuration of preset ``name`` with flat-named ``overrides`` applied (None = keep)."""
     if name == "default":
         cfg = TrainConfig()
     elif name == "paper":
-        cfg = TrainConfig(
+        cfg = TrainConfig().replace(
             lr=1e-5,
             lr_schedule="constant",
             warmup_steps=0,
@@ -132,7 +183,7 @@ def preset(name: str, **overrides) -> TrainConfig:
             reference_channel=False,
             encoder_matched_filter=False,
             encoder_canonical_inplane=False,
-            alpha=0.05,
+            geometry_weight=0.05,
             chain_weight=0.0,
             density="ca",
             train_pixel_angstrom=None,
@@ -142,4 +193,4 @@ def preset(name: str, **overrides) -> TrainConfig:
         )
     else:
         raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    return cfg.replace(**{_RENAMED.get(k, k): v for k, v in overrides.items() if v is not None})

@@ -87,12 +87,6 @@ class Distributed:
         gradient of the global batch mean: ``world_size · n_local / n_global``."""
         return self.world_size * n_local / n_global
 
-    def to_device(self, batch: dict) -> dict:
-        """A batch dict with its tensors on this process's device."""
-        if self.device.type == "cpu":
-            return batch
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
     # -- the model ---------------------------------------------------------------------------
     def wrap(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> nn.Module:
         """``model`` (and ``optimizer``'s state) on this process's device; with several processes,

@@ -7,9 +7,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryogeom.errors import InputError
-from cryogeom.imaging.ctf import CTFParams
 from cryogeom.particles.dataset import ParticleDataset
-from cryogeom.train import images as image_prep
 
 
 @torch.no_grad()
@@ -31,15 +29,14 @@ def predict(run, particles, indices=None, *, batch_size: int = 256, progress: bo
     model = run.model
     dataset = ParticleDataset(particles, indices=indices, downsample_box=model.renderer.settings.box)
     n = len(dataset)
-    zs = np.empty((n, run.config.latent_dim), dtype=np.float32)
+    zs = np.empty((n, run.config.network.latent_dim), dtype=np.float32)
     cas = np.empty((n, model.n_residues, 3), dtype=np.float32)
     centroid = torch.as_tensor(run.base_centroid, dtype=torch.float32)
     bar = tqdm(total=n, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         pos = np.arange(start, min(n, start + batch_size))
         batch = dataset.get_batch(pos)
-        data = image_prep.prepare(batch["image"], run.calibration.invert_data)
-        z = model.encode(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
+        z = model.encode(batch.prepared_images(run.calibration.invert_data), batch.rotations, batch.shifts_angstrom, batch.ctf)
         zs[pos] = z.cpu().numpy()
         cas[pos] = (model.decode(z) + centroid.to(z.device)).cpu().numpy()
         bar.update(len(pos))

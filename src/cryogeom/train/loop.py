@@ -2,16 +2,9 @@
 
 ``train(config, particles, base, run_dir)`` trains the network on ``particles`` (a
 :class:`~cryogeom.particles.particle_set.ParticleSet`) from the base structure ``base`` and
-writes into ``run_dir``:
-
-    config.json              every setting, the package version, the command line
-    validation_indices.npy   the held-out particles (indices into the particle set), never trained on
-    training_indices.npy     the others
-    calibration.json         the detected contrast polarity and fixed output normalisation
-    metrics.csv              one row per epoch (and per interruption): losses, images/s, validation
-    checkpoint.pt            everything needed to resume, written atomically every epoch, every
-                             ``checkpoint_every_minutes`` and on Ctrl-C
-    model.pt                 the trained network (weights and configuration) for ``cryogeom predict``
+writes the run directory (:mod:`cryogeom.run_dir`): its configuration, the split into training
+and held-out particles, the calibration, one metrics row per epoch, ``checkpoint.pt`` (every
+epoch, every ``checkpoint_every_minutes`` and on Ctrl-C) and finally ``model.pt``.
 
 Resuming (``resume=True``) continues from ``checkpoint.pt`` at the exact batch where it stopped:
 the order of the particles in epoch e is a permutation drawn from (seed, e), so an interrupted and
@@ -20,11 +13,9 @@ resumed run takes the same steps as an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -34,29 +25,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cryogeom import __version__
+from cryogeom import __version__, run_dir as rd
 from cryogeom.errors import InputError
-from cryogeom.imaging.ctf import CTFParams
-from cryogeom.losses.bond import bond_loss
-from cryogeom.losses.centering import centering_loss
-from cryogeom.losses.geometry import GeometryLoss, chain_window_pairs
 from cryogeom.losses.image import image_loss
+from cryogeom.particles.batch import ParticleBatch
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
-from cryogeom.train import checkpoint as ckpt
-from cryogeom.train import images as image_prep
 from cryogeom.train.build import build_model
 from cryogeom.train.calibration import Calibration, calibrate
 from cryogeom.train.config import TrainConfig
 from cryogeom.train.distributed import Distributed
-from cryogeom.train.run import BASE_NAME
+from cryogeom.train.objective import TERMS, Objective, forward
 from cryogeom.train.validation import GroundTruthValidator
 
-RUN_MARKERS = ("config.json", ckpt.CHECKPOINT_NAME, ckpt.MODEL_NAME)
-# What a run directory holds besides its markers; --force removes these so nothing of the old run
-# (a longer metrics log, its model, its evaluation and report) is mistaken for the new one's.
-RUN_OUTPUTS = ("metrics.csv", "calibration.json", "evaluation.json", "report.html", "tensorboard", "figures", "analysis")
-LOSS_TERMS = ("loss", "image", "geometry", "bond", "centering", "chain")
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,99 +54,15 @@ class RunState:
 
 def split_particles(n: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) indices: a seeded random hold-out of min(K, fraction · n) particles."""
-    n_val = min(config.validation_size, int(math.floor(config.validation_fraction * n)))
-    order = np.random.default_rng([config.seed, 1]).permutation(n)
+    data = config.data
+    n_val = min(data.validation_size, int(math.floor(data.validation_fraction * n)))
+    order = np.random.default_rng([data.seed, 1]).permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The order of the training positions in ``epoch``: a function of (seed, epoch) only."""
     return np.random.default_rng([seed, 2, epoch]).permutation(n)
-
-
-def _save_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
-def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
-    """Refuse to write into a directory that holds another run unless resuming or forced."""
-    holds_run = run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS)
-    if resume:
-        if not (run_dir / ckpt.CHECKPOINT_NAME).is_file():
-            raise InputError(f"{run_dir}: no {ckpt.CHECKPOINT_NAME} to resume from")
-    elif holds_run and not force:
-        raise InputError(f"{run_dir}: holds another run; use --resume to continue it or --force to overwrite it")
-
-
-def remove_previous_run(run_dir: Path) -> None:
-    """Delete the files of an earlier run in ``run_dir`` (a forced start); other files stay."""
-    for name in (*RUN_MARKERS, *RUN_OUTPUTS):
-        path = run_dir / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-
-
-def write_base_structure(path: Path, base) -> None:
-    """The base structure as given (all atoms when it has them), so a run directory stands alone."""
-    from cryogeom.structure.io import write_all_atom_pdb, write_pdb
-
-    if base.has_atoms:
-        write_all_atom_pdb(path, base)
-    else:
-        write_pdb(path, base)
-
-
-class MetricsLog:
-    """metrics.csv (one row per epoch), and TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, path: Path, enabled: bool):
-        self.path = path
-        self.enabled = enabled
-        self.writer = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                self.writer = None
-
-    def write(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        new = not self.path.exists()
-        fields = list(row)
-        if not new:
-            with open(self.path, newline="") as fh:
-                header = next(csv.reader(fh), [])
-            if header:
-                fields = header + [k for k in row if k not in header]
-                if fields != header:  # new columns: rewrite with the wider header
-                    rows = list(csv.DictReader(open(self.path, newline="")))
-                    with open(self.path, "w", newline="") as fh:
-                        w = csv.DictWriter(fh, fieldnames=fields)
-                        w.writeheader()
-                        w.writerows(rows)
-        with open(self.path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            if new:
-                w.writeheader()
-            w.writerow({k: row.get(k, "") for k in fields})
-        if self.writer is not None:
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
-                    self.writer.add_scalar(key, value, row.get("step", 0))
-            self.writer.flush()
 
 
 class Trainer:
@@ -190,23 +87,24 @@ class Trainer:
         self.dist = distributed or Distributed.single()
         self.is_main = self.dist.rank == 0
         self.log = log if self.is_main else (lambda *a, **k: None)
-        check_run_dir(self.run_dir, resume=resume, force=force)
+        rd.check_run_dir(self.run_dir, resume=resume, force=force)
         self.dist.barrier()  # every process has checked the directory before rank 0 writes into it
         if resume:
-            saved = ckpt.load(self.run_dir / ckpt.CHECKPOINT_NAME)
+            saved = rd.load_checkpoint(self.run_dir / rd.CHECKPOINT)
             if int(saved["n_residues"]) != base.n_residues:
                 raise InputError(
                     f"{base.source or 'base structure'}: has {base.n_residues} residues but the run being resumed "
                     f"was trained with {int(saved['n_residues'])}"
                 )
-            keep = {k: v for k, v in asdict(config).items() if k in ("epochs", "max_minutes", "num_workers", "threads", "checkpoint_every_minutes")}
+            # how this process runs (and how long) comes from this command line; what is learnt, from the run
+            keep = {"epochs": config.optimisation.epochs, **asdict(config.runtime)}
             config = TrainConfig.from_dict({**json.loads(saved["config"]), **keep})
         self.config = config
         # Adam's second moments of tiny gradients underflow to subnormal floats, which are ~100x
         # slower on x86 CPUs (measured: Adam's step went from 0.9 s to a few ms per batch).
         torch.set_flush_denormal(True)
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        if config.runtime.threads:
+            torch.set_num_threads(config.runtime.threads)
         self.particles = particles
         self.base = base
         n = particles.n
@@ -214,7 +112,7 @@ class Trainer:
             raise InputError(f"{base.source or 'base structure'}: needs at least 2 residues")
 
         self.train_idx, self.val_idx = split_particles(n, config)
-        global_batch = config.batch_size
+        global_batch = config.optimisation.batch_size
         if global_batch > len(self.train_idx):
             raise InputError(f"--batch-size: {global_batch} is larger than the {len(self.train_idx)} training particles")
         if global_batch % self.dist.world_size:
@@ -222,17 +120,14 @@ class Trainer:
         self.local_batch = global_batch // self.dist.world_size
 
         pixel = float(np.median(particles.pixel_size_angstrom))
-        torch.manual_seed(config.seed)  # the initial weights: the same in every process and every run
-        self.model = build_model(config, base, particles.box, pixel)
+        torch.manual_seed(config.data.seed)  # the initial weights: the same in every process and every run
+        self.model = build_model(config.network, base, particles.box, pixel)
         self.dataset = ParticleDataset(particles, downsample_box=self.model.renderer.settings.box)
         # This process's share of every global batch, in the epoch's order, read ahead by
         # config.num_workers worker processes (the same batches for any num_workers).
         self.sampler = GlobalBatchSampler(global_batch, rank=self.dist.rank, world_size=self.dist.world_size)
-        self.loader = BatchLoader(self.dataset, self.sampler, num_workers=config.num_workers, pin_memory=self.dist.device.type == "cuda")
-        self.geometry = GeometryLoss(self.model.base_ca.double(), k=config.geometry_k)
-        self.bonds = torch.as_tensor(base.bonded_pairs, dtype=torch.long)
-        chain_pairs = chain_window_pairs(base.bonded_pairs, len(base.ca), config.chain_window)
-        self.chain = GeometryLoss(self.model.base_ca.double(), pairs=chain_pairs) if config.chain_weight and len(chain_pairs) else None
+        self.loader = BatchLoader(self.dataset, self.sampler, num_workers=config.runtime.num_workers, pin_memory=self.dist.device.type == "cuda")
+        self.objective = Objective(config.losses, self.model.base_ca, base.bonded_pairs)
         self.state = RunState()
         self.calibration: Calibration | None = None
 
@@ -240,7 +135,8 @@ class Trainer:
         decoder_ids = {id(p) for p in decoder_params}
         other = [p for p in self.model.parameters() if id(p) not in decoder_ids]
         self.optimizer = torch.optim.Adam(
-            [{"params": other, "lr_scale": 1.0}, {"params": decoder_params, "lr_scale": config.decoder_lr_scale}], lr=config.lr
+            [{"params": other, "lr_scale": 1.0}, {"params": decoder_params, "lr_scale": config.optimisation.decoder_lr_scale}],
+            lr=config.optimisation.lr,
         )
         self.steps_per_epoch = math.ceil(len(self.train_idx) / global_batch)
 
@@ -251,20 +147,21 @@ class Trainer:
         self.ddp_model = self.dist.wrap(self.model, self.optimizer)
         self.validator = None
         if ground_truth is not None and self.is_main:
-            self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy(), k=config.validation_k)
+            self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy(), k=config.data.validation_k)
         self.progress = progress and self.is_main
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv", self.is_main)
+        self.metrics = rd.MetricsLog(self.run_dir, self.is_main)
 
     # -- set-up ----------------------------------------------------------------------------
     def _start_run(self, command_line) -> None:
         cfg = self.config
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            remove_previous_run(self.run_dir)
-            _save_json(
-                self.run_dir / "config.json",
+            rd.remove_previous_run(self.run_dir)
+            rd.write_json(
+                self.run_dir,
+                rd.CONFIG,
                 {
-                    "config": asdict(cfg),
+                    "config": cfg.as_flat_dict(),
                     "version": __version__,
                     "command_line": command_line if command_line is not None else sys.argv,
                     "particles": str(Path(self.particles.source_path).resolve()),
@@ -276,24 +173,26 @@ class Trainer:
                     "torch": torch.__version__,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 },
+                sort_keys=True,
             )
-            write_base_structure(self.run_dir / BASE_NAME, self.base)
-            _save_npy(self.run_dir / "validation_indices.npy", self.val_idx)
-            _save_npy(self.run_dir / "training_indices.npy", self.train_idx)
-        rng = np.random.default_rng([cfg.seed, 3])
+            rd.write_base_structure(self.run_dir, self.base)
+            rd.save_npy(self.run_dir, rd.VALIDATION_INDICES, self.val_idx)
+            rd.save_npy(self.run_dir, rd.TRAINING_INDICES, self.train_idx)
+        rng = np.random.default_rng([cfg.data.seed, 3])
         sample = rng.choice(len(self.train_idx), size=min(512, len(self.train_idx)), replace=False)
         cal = calibrate(self.model, self.dataset, self.train_idx[np.sort(sample)])
         cal = self.dist.broadcast_object(cal)  # every rank computes it; rank 0's is used by all
-        if cfg.invert_data is not None and cfg.invert_data != cal.invert_data:
-            cal = Calibration(cfg.invert_data, -cal.mu0, cal.s0, -cal.correlation, cal.n_particles)
-            self.log(f"contrast polarity: set by the user (invert_data={cfg.invert_data}); the data suggested the opposite")
+        invert = cfg.data.invert_data
+        if invert is not None and invert != cal.invert_data:
+            cal = Calibration(invert, -cal.mu0, cal.s0, -cal.correlation, cal.n_particles)
+            self.log(f"contrast polarity: set by the user (invert_data={invert}); the data suggested the opposite")
         else:
             self.log(cal.describe())
         self.calibration = cal
         self.model.output_norm.set_fixed_statistics(cal.mu0, cal.s0)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.data.seed)
         if self.is_main:
-            _save_json(self.run_dir / "calibration.json", asdict(cal))
+            rd.write_json(self.run_dir, rd.CALIBRATION, asdict(cal), sort_keys=True)
 
     def _load_state(self, saved: dict) -> None:
         # the residue count was checked against the base structure in __init__, before any set-up
@@ -306,61 +205,49 @@ class Trainer:
     def checkpoint(self) -> None:
         if not self.is_main:
             return
-        ckpt.save_atomic(
+        rd.save_checkpoint(
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "state": asdict(self.state),
-                "config": json.dumps(asdict(self.config)),
+                "config": json.dumps(self.config.as_flat_dict()),
                 "calibration": json.dumps(asdict(self.calibration)),
                 "n_residues": self.base.n_residues,
                 "version": __version__,
             },
-            self.run_dir / ckpt.CHECKPOINT_NAME,
+            self.run_dir / rd.CHECKPOINT,
         )
 
     def save_model(self) -> None:
         if not self.is_main:
             return
-        ckpt.save_atomic(
+        rd.save_checkpoint(
             {
                 "model": self.model.state_dict(),
-                "config": json.dumps(asdict(self.config)),
+                "config": json.dumps(self.config.as_flat_dict()),
                 "calibration": json.dumps(asdict(self.calibration)),
                 "n_residues": self.base.n_residues,
                 "box": int(self.particles.box),
                 "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
                 "version": __version__,
             },
-            self.run_dir / ckpt.MODEL_NAME,
+            self.run_dir / rd.MODEL,
         )
 
     # -- one step --------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
-        cfg = self.config
+        cfg, max_minutes = self.config.optimisation, self.config.runtime.max_minutes
         total = max(1, cfg.epochs * self.steps_per_epoch)
         warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
         if cfg.lr_schedule == "constant":
             return cfg.lr * warm
         progress = min(1.0, step / total)
-        if cfg.max_minutes:  # a time budget: decay over the budget (whichever ends first)
-            progress = max(progress, min(1.0, self.state.train_seconds / (60 * cfg.max_minutes)))
+        if max_minutes:  # a time budget: decay over the budget (whichever ends first)
+            progress = max(progress, min(1.0, self.state.train_seconds / (60 * max_minutes)))
         return warm * (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress)))
 
-    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        data = image_prep.prepare(batch["image"], self.calibration.invert_data)
-        ctf = CTFParams.stack(batch["ctf"])
-        z, ca, render = self.ddp_model(data, batch["rotation"], batch["shift_angstrom"], ctf)
-        terms = {"image": image_loss(render, data)}
-        zero = render.new_zeros(())
-        terms["geometry"] = self.geometry(ca) if cfg.alpha else zero
-        terms["bond"] = bond_loss(ca, self.bonds) if cfg.beta and len(self.bonds) else zero
-        terms["centering"] = centering_loss(ca) if cfg.gamma else zero
-        terms["chain"] = self.chain(ca) if self.chain is not None else zero
-        terms["loss"] = (terms["image"] + cfg.alpha * terms["geometry"] + cfg.beta * terms["bond"] + cfg.gamma * terms["centering"]
-                         + cfg.chain_weight * terms["chain"])
-        return terms
+    def losses(self, batch: ParticleBatch) -> dict[str, torch.Tensor]:
+        return self.objective(self.ddp_model, batch, self.calibration.invert_data)
 
     def step(self, batch, n_global: int | None = None) -> dict[str, float]:
         """One step on this process's share ``batch`` (a batch dict, or dataset positions) of a
@@ -368,8 +255,8 @@ class Trainer:
         terms' global batch means."""
         if not isinstance(batch, dict):
             batch = self.dataset.get_batch(batch)
-        batch = self.dist.to_device(batch)
-        n_local = len(batch["index"])
+        batch = ParticleBatch(batch).to(self.dist.device, non_blocking=True)
+        n_local = len(batch)
         n_global = n_local * self.dist.world_size if n_global is None else n_global
         lr = self.learning_rate(self.state.global_step)
         for group in self.optimizer.param_groups:
@@ -381,7 +268,7 @@ class Trainer:
         if bad:
             raise TrainingDiverged(
                 f"loss term {', '.join(bad)} became {values[bad[0]]} at epoch {self.state.epoch + 1}, step {self.state.global_step}; "
-                f"the last good checkpoint is kept in {self.run_dir / ckpt.CHECKPOINT_NAME} (try a lower --lr)"
+                f"the last good checkpoint is kept in {self.run_dir / rd.CHECKPOINT} (try a lower --lr)"
             )
         self.optimizer.zero_grad(set_to_none=True)
         (terms["loss"] * self.dist.loss_scale(n_local, n_global)).backward()  # DDP's average = global batch mean
@@ -392,15 +279,16 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------
     def fit(self) -> dict:
         cfg, st = self.config, self.state
+        epochs, max_minutes = cfg.optimisation.epochs, cfg.runtime.max_minutes
         last_ckpt = time.monotonic()
         stopped_early = False
-        while st.epoch < cfg.epochs:
-            order = epoch_order(len(self.train_idx), cfg.seed, st.epoch)
+        while st.epoch < epochs:
+            order = epoch_order(len(self.train_idx), cfg.data.seed, st.epoch)
             n_batches = self.steps_per_epoch
-            sums = {k: 0.0 for k in LOSS_TERMS}
+            sums = {k: 0.0 for k in TERMS}
             seen, t_epoch = 0, time.monotonic()
             bar = tqdm(
-                total=n_batches, initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch",
+                total=n_batches, initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{epochs}", unit="batch",
                 disable=not self.progress, leave=False, dynamic_ncols=True,
             )
             try:
@@ -415,12 +303,12 @@ class Trainer:
                     values = self.step(batch, n_global)
                     dt = time.monotonic() - t0
                     st.train_seconds += dt
-                    if cfg.max_minutes is not None:  # the time budget drives the schedule: processes agree on it
+                    if max_minutes is not None:  # the time budget drives the schedule: processes agree on it
                         st.train_seconds = self.dist.maximum(st.train_seconds)
                     st.step_in_epoch += 1
                     st.global_step += 1
                     seen += n_global
-                    for k in LOSS_TERMS:
+                    for k in TERMS:
                         sums[k] += values[k] * n_global
                     bar.update(1)
                     bar.set_postfix(
@@ -428,10 +316,10 @@ class Trainer:
                          "img/s": f"{n_global / max(dt, 1e-9):.0f}"},
                         refresh=False,
                     )
-                    if time.monotonic() - last_ckpt > 60 * cfg.checkpoint_every_minutes:
+                    if time.monotonic() - last_ckpt > 60 * cfg.runtime.checkpoint_every_minutes:
                         self.checkpoint()
                         last_ckpt = time.monotonic()
-                    if cfg.max_minutes is not None and self.dist.any(st.train_seconds > 60 * cfg.max_minutes):  # all ranks stop together
+                    if max_minutes is not None and self.dist.any(st.train_seconds > 60 * max_minutes):  # all ranks stop together
                         stopped_early = True
                         break
             except KeyboardInterrupt:
@@ -442,7 +330,7 @@ class Trainer:
             finally:
                 bar.close()
             row = {"epoch": st.epoch + 1, "step": st.global_step, "train_minutes": round(st.train_seconds / 60, 4)}
-            row.update({f"train_{k}": sums[k] / max(seen, 1) for k in LOSS_TERMS})
+            row.update({f"train_{k}": sums[k] / max(seen, 1) for k in TERMS})
             row["images_per_s"] = seen / max(time.monotonic() - t_epoch, 1e-9)
             row["lr"] = self.learning_rate(st.global_step)
             if stopped_early:
@@ -456,7 +344,7 @@ class Trainer:
             last_ckpt = time.monotonic()
             self.log(self._summary(row))
             if stopped_early:
-                self.log(f"stopped after {cfg.max_minutes} minutes of training (--max-minutes); continue with --resume")
+                self.log(f"stopped after {max_minutes} minutes of training (--max-minutes); continue with --resume")
                 break
         self.save_model()
         return {"state": asdict(st), "run_dir": str(self.run_dir)}
@@ -477,12 +365,11 @@ class Trainer:
         idx = self.val_idx[: min(len(self.val_idx), 1000)] if self.validator is None else self.val_idx[: self.validator.k]
         total, count, cas = 0.0, 0, []
         for start in range(0, len(idx), 256):
-            batch = self.dist.to_device(self.dataset.get_batch(idx[start : start + 256]))
-            data = image_prep.prepare(batch["image"], self.calibration.invert_data)
-            z, ca, render = self.model(data, batch["rotation"], batch["shift_angstrom"], CTFParams.stack(batch["ctf"]))
-            total += float(image_loss(render, data)) * len(data)
-            count += len(data)
-            cas.append(ca.double().cpu().numpy())
+            batch = self.dataset.get_batch(idx[start : start + 256]).to(self.dist.device)
+            out = forward(self.model, batch, self.calibration.invert_data)
+            total += float(image_loss(out.render, out.data)) * len(batch)
+            count += len(batch)
+            cas.append(out.ca.double().cpu().numpy())
         out = {"val_image": total / max(count, 1)}
         if self.validator is not None:
             out.update(self.validator(np.concatenate(cas)))

@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from cryogeom.errors import InputError
-from cryogeom.evaluate.emd import mean_rmsd
-from cryogeom.evaluate.kabsch import as_coordinates, superpose
+from cryogeom.metrics.emd import mean_rmsd
+from cryogeom.metrics.kabsch import as_coordinates, superpose
 
 
 class BaselineScores(NamedTuple):

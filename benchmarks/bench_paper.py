@@ -1,4 +1,4 @@
-"""Reproduce the paper's experiments on this machine: ``cryogeom bench paper``.
+"""Reproduce the paper's experiments on this machine: ``python benchmarks/bench_paper.py``.
 
 The paper's Table 1 (EMD-RMSD) and Table 2 (RMSD): ADK at 1000, 100 and 50 e/Å², each with and
 without the geometry degradation loss, and the large protein (the paper's Nsp13; here the
@@ -11,8 +11,8 @@ values. Cases already finished in the bench directory are reused, so an interrup
 continues.
 
 Example:
-  cryogeom bench paper -o bench_paper/ --write BENCHMARKS.md
-  cryogeom bench paper -o bench_paper/ --cases adk-50 adk-50-nogeom --train-minutes 5
+  python benchmarks/bench_paper.py -o bench_paper/ --write BENCHMARKS.md
+  python benchmarks/bench_paper.py -o bench_paper/ --cases adk-50 adk-50-nogeom --train-minutes 5
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sys
+
+from cryogeom import files
+from cryogeom.cli import main as cryogeom
 from cryogeom.cli._types import positive_float, positive_int
 from cryogeom.errors import InputError
+from cryogeom.run_dir import read_metrics
 
 # What the paper's text states about each case (its Table 1 itself is not reproduced here).
 PAPER_SAYS = {
@@ -70,7 +75,6 @@ CASES = {
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=("paper",), help="which benchmark: 'paper' (Table 1 and 2)")
     p.add_argument("-o", "--output", default="bench_paper", help="bench directory (data sets, runs, results)")
     p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES), help="cases to run (default: all)")
     p.add_argument("--per-conf", type=positive_int, default=600, help="ADK images per frame (default: 600, as the paper)")
@@ -83,8 +87,6 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    from cryogeom.cli import main as cryogeom
-
     print(f"\n== cryogeom {' '.join(argv)}", flush=True)
     status = cryogeom(argv)
     if status:
@@ -92,9 +94,6 @@ def _run(argv: list[str]) -> None:
 
 
 def run_case(case: Case, root: Path, args) -> dict:
-    from cryogeom.evaluate.evaluation import write_json_atomic
-    from cryogeom.evaluate.run_files import read_metrics
-
     result_path = root / "results" / f"{case.name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
@@ -114,7 +113,7 @@ def run_case(case: Case, root: Path, args) -> dict:
              "--ground-truth", str(data / "ground_truth.npz"), "--max-minutes", f"{minutes:g}",
              "--seed", str(args.seed), "--no-progress"]
     if not case.geometry:
-        train += ["--alpha", "0", "--chain-weight", "0"]
+        train += ["--geometry-weight", "0", "--chain-weight", "0"]
     if args.threads:
         train += ["--threads", str(args.threads)]
     if not (run / "model.pt").is_file():  # not trained to the end yet: continue or start
@@ -138,14 +137,14 @@ def run_case(case: Case, root: Path, args) -> dict:
         "images_per_s": float(last["images_per_s"]) if last is not None else None,
     }
     result_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(result_path, out)
+    files.write_json(result_path, out)
     return out
 
 
 def table(results: list[dict], args) -> str:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.node() or 'this machine'} ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, CPU only) with `cryogeom bench paper` (ADK: {args.per_conf} images per frame × 102 frames, "
+        f"{os.cpu_count()} cores, CPU only) with `python benchmarks/bench_paper.py` (ADK: {args.per_conf} images per frame × 102 frames, "
         f"the default schedule, at most {args.train_minutes:g} min of training per case; large stand-in: {args.large_per_conf} per frame, "
         f"at most {args.large_train_minutes:g} min; without L_geom: α = 0 and no chain loss). EMD-RMSD and RMSD on the held-out particles (K = up to 4000).",
         "",
@@ -170,9 +169,7 @@ def write_section(path: Path, text: str) -> None:
         new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n## The paper's Table 1 on this machine\n\n" + block + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
+    files.write_text(path, new)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -182,9 +179,19 @@ def main(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     results = [run_case(CASES[name], root, args) for name in args.cases]
     text = table(results, args)
-    (root / "table.md").write_text(text + "\n")
+    files.write_text(root / "table.md", text + "\n")
     print("\n" + text)
     if args.write:
         write_section(Path(args.write), text)
         print(f"\nwrote the table into {args.write}")
     return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_args(parser)
+    try:
+        sys.exit(main(parser.parse_args()))
+    except InputError as exc:
+        print(f"bench_paper: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -14,7 +14,7 @@ act on column vectors, as in :mod:`cryogeom.imaging.rotations`.
 Coordinates are float64 NumPy arrays ``[..., N, 3]`` in Å; any leading batch shape is allowed and
 the leading shapes of the two inputs broadcast (so one structure can be compared with a whole
 set). Everything here is batched (one LAPACK 3×3 SVD per pair); for all K×K pairs of two sets use
-:func:`cryogeom.evaluate.rmsd_matrix.rmsd_matrix`, which never forms the rotations.
+:func:`cryogeom.metrics.rmsd_matrix.rmsd_matrix`, which never forms the rotations.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryogeom.errors import InputError
-from cryogeom.evaluate.kabsch import as_coordinates
+from cryogeom.metrics.kabsch import as_coordinates
 
 # Pairs per matrix product: the [3·rows, 3·K2] block of cross-covariances takes 72 bytes a pair
 # (75 MB for 2**20 pairs), large enough for BLAS to run at full speed.
@@ -109,7 +109,7 @@ def rmsd_matrix(a, b, *, pairs_per_block: int = _PAIRS_PER_BLOCK) -> np.ndarray:
     Returns
     -------
     [K1, K2] float64 array of RMSDs. Agrees with
-    :func:`cryogeom.evaluate.kabsch.rmsd_after_superposition` of each pair to ~1e-10 Å, except
+    :func:`cryogeom.metrics.kabsch.rmsd_after_superposition` of each pair to ~1e-10 Å, except
     that identical pairs give ~1e-6 Å rather than 0: the formula subtracts quantities of size
     ‖a‖² ~ 1e5 Å², so float64 rounding leaves ~1e-12 Å² in RMSD².
     """

@@ -6,13 +6,13 @@
       EMD-RMSD(C1, C2) = min_S (1/K) Σ_ij s_ij RMSD(c_i,1, c_j,2),   Σ_j s_ij = 1 ∀i,  Σ_i s_ij = 1 ∀j,
 
   an assignment problem solved exactly on the K×K matrix of RMSDs
-  (:func:`cryogeom.evaluate.rmsd_matrix.rmsd_matrix`) by :func:`scipy.optimize.linear_sum_assignment`
+  (:func:`cryogeom.metrics.rmsd_matrix.rmsd_matrix`) by :func:`scipy.optimize.linear_sum_assignment`
   (a Jonker-Volgenant-type solver, as the paper uses). The paper uses K = 4000.
 * **Mean RMSD** compares each prediction with *its own* ground truth (the conformation the particle
   was simulated from): the mean of the Kabsch RMSDs of the matched pairs (paper Table 2).
 
 EMD-RMSD ≤ mean RMSD always (the identity pairing is one of the candidates). All RMSDs are after
-optimal proper superposition (:mod:`cryogeom.evaluate.kabsch`) and in Å.
+optimal proper superposition (:mod:`cryogeom.metrics.kabsch`) and in Å.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from cryogeom.errors import InputError
-from cryogeom.evaluate.kabsch import as_coordinates, rmsd_after_superposition
-from cryogeom.evaluate.rmsd_matrix import rmsd_matrix
+from cryogeom.metrics.kabsch import as_coordinates, rmsd_after_superposition
+from cryogeom.metrics.rmsd_matrix import rmsd_matrix
 
 
 class EMDAssignment(NamedTuple):

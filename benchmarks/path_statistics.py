@@ -1,6 +1,6 @@
 """What a conformational path looks like, in numbers: amplitude, per-domain motion, geometry, clashes.
 
-:func:`describe_path` measures a :class:`~cryogeom.structure.io.Trajectory` against its frame 0
+:func:`describe_path` measures a :class:`~cryogeom.structure.types.Trajectory` against its frame 0
 (the reference) — the numbers docs/examples.md reports for the large example and the tests check.
 Definitions:
 
@@ -39,7 +39,7 @@ import numpy as np
 from MDAnalysis.analysis.align import rotation_matrix
 from scipy.spatial import cKDTree
 
-from cryogeom.structure.io import Trajectory
+from cryogeom.structure.types import Trajectory
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""Writing files atomically: every file cryogeom writes goes through :func:`atomic_output`.
+
+A file is written to a hidden temporary name beside its target (``.NAME.XXXX.part``, created
+with ``mkstemp`` so two processes never share one), flushed to disk, given the permissions the
+user's umask allows, and renamed onto the target. The rename is atomic: a reader — or a user who
+kills the process — sees the old file or the new one, never a half-written one. On any error the
+temporary file is removed and the target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from cryogeom.errors import InputError
+
+PathLike = str | os.PathLike
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[str]:
+    """Yield a temporary path (a ``str``, which every writer accepts) beside ``path``; when the
+    block succeeds it is renamed onto ``path``, else removed. The parent directory is created if
+    needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:  # the data reach the disk before the rename makes them visible
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(paths: Sequence[Path], *, overwrite: bool) -> None:
+    """:class:`InputError` if a target exists (and ``overwrite`` is false), is a directory, or its
+    directory is missing."""
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise InputError(f"{path}: file exists; pass overwrite=True (--overwrite) to replace it")
+        if path.exists() and path.is_dir():
+            raise InputError(f"{path}: is a directory; expected a file name")
+        if not path.parent.is_dir():
+            raise InputError(f"{path}: directory {path.parent} does not exist")
+
+
+@contextlib.contextmanager
+def atomic_outputs(paths: Sequence[PathLike], *, overwrite: bool = False) -> Iterator[list[Path]]:
+    """Temporary paths for several ``paths`` written together: nothing reaches a target unless the
+    whole block succeeds; then each is renamed onto its target, in the order given."""
+    targets = [Path(p) for p in paths]
+    check_writable(targets, overwrite=overwrite)
+    with contextlib.ExitStack() as stack:
+        # entered last to first, so that they are left (and renamed) first to last
+        temps = [Path(stack.enter_context(atomic_output(t))) for t in reversed(targets)][::-1]
+        yield temps
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: PathLike, obj, *, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
+
+
+def write_bytes(path: PathLike, data: bytes) -> Path:
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(path)
+
+
+def save_npy(path: PathLike, array) -> Path:
+    """Save ``array`` as ``.npy`` to ``path`` atomically (no pickled objects)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+    return Path(path)

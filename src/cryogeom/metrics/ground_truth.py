@@ -1,0 +1,30 @@
+"""The ground truth of simulated particles: ``ground_truth.npz`` written by ``cryogeom simulate``.
+
+It holds, per particle, the frame it was simulated from (``frame`` [n]) and the Cα of every frame
+(``ca`` [F, N, 3], Å), plus the poses and other per-particle records of the simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryogeom.errors import InputError
+
+
+def load_ground_truth(path) -> tuple[np.ndarray, np.ndarray]:
+    """(frame [n] int, ca [F, N, 3] float64) from a ground_truth.npz written by ``cryogeom simulate``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            frame = np.asarray(data["frame"], dtype=np.int64)
+            ca = np.asarray(data["ca"], dtype=np.float64)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such ground-truth file") from None
+    except KeyError as exc:
+        raise InputError(f"{path}: missing array {exc.args[0]!r} (expected 'frame' and 'ca' as written by cryogeom simulate)") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not a ground-truth .npz file ({exc})") from None
+    if ca.ndim != 3 or ca.shape[-1] != 3:
+        raise InputError(f"{path}: 'ca' must be [F, N, 3], got {ca.shape}")
+    if frame.size and (frame.min() < 0 or frame.max() >= len(ca)):
+        raise InputError(f"{path}: 'frame' refers to frames outside 0..{len(ca) - 1}")
+    return frame, ca
