@@ -35,6 +35,7 @@ import torch
 
 from cryogeom import files
 from cryogeom.errors import InputError
+from cryogeom.structure.write import write_all_atom_pdb, write_pdb
 
 CONFIG = "config.json"
 BASE = "base.pdb"
@@ -137,8 +138,6 @@ def remove_previous_run(run_dir: Path) -> None:
 
 def write_base_structure(run_dir, base) -> Path:
     """The base structure as given (all atoms when it has them), so a run directory stands alone."""
-    from cryogeom.structure.write import write_all_atom_pdb, write_pdb
-
     path = Path(run_dir) / BASE
     (write_all_atom_pdb if base.has_atoms else write_pdb)(path, base)
     record(run_dir, BASE)

@@ -13,20 +13,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cryogeom.errors import InputError
+from cryogeom.particles.relion import particle_block_name, read_star_blocks
+from cryogeom.train import inference
 
 CHUNK = 4096
 
 
 def predict_latents(run, particles, *, batch_size: int = 256, progress: bool = True) -> np.ndarray:
     """z [n, d] float32 of every particle of ``particles`` (file order) under ``run``'s encoder."""
-    from cryogeom.train.inference import predict
-
     n = particles.n
     z = np.empty((n, run.config.network.latent_dim), dtype=np.float32)
     with tqdm(total=n, desc="latents", unit="img", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, n, CHUNK):
             indices = np.arange(start, min(n, start + CHUNK))
-            z[indices], _ = predict(run, particles, indices, batch_size=batch_size, progress=False)
+            z[indices], _ = inference.predict(run, particles, indices, batch_size=batch_size, progress=False)
             bar.update(len(indices))
     return z
 
@@ -52,8 +52,6 @@ def load_latents(path: str | os.PathLike, latent_dim: int, n_particles: int | No
 
 def count_star_particles(path: str | os.PathLike) -> int:
     """The number of particle rows of a RELION .star (metadata only; the image stacks are not opened)."""
-    from cryogeom.particles.relion import particle_block_name, read_star_blocks
-
     path = Path(path)
     blocks = read_star_blocks(path)
     return len(blocks[particle_block_name(path, blocks)])

@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.analysis.selection import parse_selection
     from cryogeom.errors import InputError
     from cryogeom.particles.read import read_particles
-    from cryogeom.particles.relion import write_star_subset
+    from cryogeom.particles.relion_writer import write_star_subset
     from cryogeom import files
     from cryogeom import run_dir as rd
     from cryogeom.train.run import load_run

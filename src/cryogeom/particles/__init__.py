@@ -9,7 +9,7 @@ from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.downsample import downsample_images
 from cryogeom.particles.particle_set import ParticleSet
 from cryogeom.particles.read import read_particles
-from cryogeom.particles.relion import write_relion, write_star_subset
+from cryogeom.particles.relion_writer import write_relion, write_star_subset
 from cryogeom.particles.stack import ImageStack
 
 __all__ = [

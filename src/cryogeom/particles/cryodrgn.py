@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cryogeom.errors import InputError
+from cryogeom.files import atomic_output
 from cryogeom.imaging.rotations import shift_from_relion_origin
 from cryogeom.particles.particle_set import ParticleSet
 from cryogeom.particles.relion import read_star_images
@@ -128,8 +129,6 @@ def load_ctf(path: str | os.PathLike, n: int) -> np.ndarray:
 
 
 def _dump_atomically(path: Path, value) -> None:
-    from cryogeom.files import atomic_output
-
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         pickle.dump(value, fh, protocol=4)
 
