@@ -3,7 +3,8 @@
 ``TrainConfig`` holds five groups — :class:`Optimisation` (the schedule), :class:`Network` (what
 is built: encoder, decoder, density, training resolution), :class:`Losses` (the loss weights),
 :class:`Data` (hold-out, polarity, seed) and :class:`Runtime` (threads, workers, time budget,
-checkpoint interval: how this process runs, never what it learns). Every setting has a unique
+checkpoint interval: how this process runs and for how long; on ``--resume`` these come from the
+new command line). Every setting has a unique
 name; ``--set NAME=VALUE`` and a run's ``config.json`` use these names, flat.
 
 The loss is ``L = L_img + α L_geom + β L_bond + γ L_centering + δ L_chain`` (paper eq. 4 plus the
