@@ -174,7 +174,9 @@ def test_refuses_a_directory_holding_another_run(tiny_dataset, tiny_run, capsys)
 def test_force_replaces_the_previous_run_and_keeps_other_files(tiny_dataset, tiny_run, tmp_path, capsys):
     run = tmp_path / "forced"
     shutil.copytree(tiny_run, run)
-    (run / "evaluation.json").write_text("{}")
+    from cryogeom import run_dir as rd
+
+    rd.write_json(run, rd.EVALUATION, {})  # as cryogeom evaluate writes it (recorded in the run's manifest)
     (run / "notes.txt").write_text("the user's own file")
     old_rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(old_rows) >= 2

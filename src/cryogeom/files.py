@@ -12,15 +12,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from cryogeom.errors import InputError
+from cryogeom.errors import InputError, WriteError
 
 PathLike = str | os.PathLike
+
+
+def free_bytes(path: PathLike) -> int:
+    """Bytes free on the file system holding ``path`` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def require_free_space(path: PathLike, needed_bytes: float, what: str) -> None:
+    """:class:`InputError` before long work starts if ``path``'s file system lacks ``needed_bytes``."""
+    free = free_bytes(path)
+    if free < needed_bytes:
+        raise InputError(f"{path}: {what} needs about {needed_bytes / 2**20:.0f} MB but only {free / 2**20:.0f} MB are free there")
 
 
 def _umask() -> int:
@@ -35,19 +51,44 @@ def atomic_output(path: PathLike) -> Iterator[str]:
     block succeeds it is renamed onto ``path``, else removed. The parent directory is created if
     needed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     try:
         yield tmp
         with open(tmp, "rb+") as fh:  # the data reach the disk before the rename makes them visible
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"{path}: could not be written ({exc.strerror or exc}); what was there before is unchanged") from None
+        if isinstance(exc, RuntimeError) and any(w in str(exc) for w in ("write failed", "failed writing")):  # torch.save on a full disk
+            raise WriteError(f"{path}: could not be written ({str(exc).splitlines()[0]}); what was there before is unchanged") from None
         raise
+
+
+def check_writable_dir(path: Path, what: str = "output directory") -> None:
+    """:class:`InputError` unless ``path`` is (or can be made) a directory this process may write to."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file, not a directory; expected the {what}")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a directory")
+    try:  # a real write: permission bits do not stop root, a read-only file system does
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".cryogeom-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
 def check_writable(paths: Sequence[Path], *, overwrite: bool) -> None:

@@ -15,13 +15,16 @@ Every file name is a constant here; nothing else in the package spells one. A ru
     figures/, analysis/      figures and latent-space analysis (``evaluate``, ``analyze``)
     cryogeom_files.json      the manifest: every path above that cryogeom wrote into this directory
 
-A forced restart (``--force``) removes the run's own files (the names above and what the manifest
-lists) and nothing else in the directory. Checkpoints hold only tensors, numbers, strings and
+cryogeom replaces or removes only what it wrote (:func:`owned`: what the manifest lists; in a run
+written before manifests existed, the names above): :func:`claim` refuses to write over anything
+else, and a forced restart (``--force``) removes only that, after the new inputs were checked.
+Checkpoints hold only tensors, numbers, strings and
 dicts of them and are read with ``weights_only=True``, so loading one runs no code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -54,9 +57,10 @@ MANIFEST = "cryogeom_files.json"
 
 #: a directory holding one of these holds a run
 MARKERS = (CONFIG, CHECKPOINT, MODEL)
-#: what a run holds besides its markers
-_LEGACY_OUTPUTS = (METRICS, CALIBRATION, EVALUATION, REPORT, TENSORBOARD_DIR, FIGURES_DIR, ANALYSIS_DIR,
-                   BASE, VALIDATION_INDICES, TRAINING_INDICES)
+#: what ``cryogeom train`` writes
+TRAIN_WRITES = (CONFIG, BASE, VALIDATION_INDICES, TRAINING_INDICES, CALIBRATION, METRICS, CHECKPOINT, MODEL, TENSORBOARD_DIR)
+#: everything a run directory holds that cryogeom writes
+RUN_NAMES = (*TRAIN_WRITES, EVALUATION, REPORT, FIGURES_DIR, ANALYSIS_DIR)
 #: what each file is, for the report's list of files
 DESCRIPTIONS = {
     MODEL: "trained network (weights and configuration)",
@@ -96,39 +100,91 @@ def record(run_dir, *paths) -> None:
 
 
 def write_json(run_dir, name: str, obj, *, sort_keys: bool = False) -> Path:
-    """``run_dir/name`` as JSON, atomically, recorded in the manifest."""
+    """``run_dir/name`` as JSON, atomically, recorded in the manifest (never over a user's file)."""
+    claim(run_dir, name)
     path = files.write_json(Path(run_dir) / name, obj, sort_keys=sort_keys)
     record(run_dir, name)
     return path
 
 
 def save_npy(run_dir, name: str, array) -> Path:
+    claim(run_dir, name)
     path = files.save_npy(Path(run_dir) / name, array)
     record(run_dir, name)
     return path
 
 
-# -- starting, refusing and clearing a run ------------------------------------------------------
+# -- what cryogeom may replace ------------------------------------------------------------------
 def holds_run(run_dir) -> bool:
     run_dir = Path(run_dir)
     return run_dir.is_dir() and any((run_dir / m).exists() for m in MARKERS)
 
 
+def has_trained(run_dir) -> bool:
+    """Training has checkpointed at least once (a start that failed before has no checkpoint)."""
+    return any((Path(run_dir) / m).is_file() for m in (CHECKPOINT, MODEL))
+
+
+def _is_run_without_manifest(run_dir: Path) -> bool:
+    """A run written before manifests existed: a cryogeom config.json beside a checkpoint or model."""
+    if not has_trained(run_dir):
+        return False
+    try:
+        meta = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and "config" in meta and "version" in meta
+
+
+def owned(run_dir) -> set[str]:
+    """The names in ``run_dir`` that cryogeom wrote and so may replace or remove: those its manifest
+    lists; in a run written before manifests existed, the run's own names; else none."""
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).is_file():
+        return {*manifest(run_dir), MANIFEST}
+    return set(RUN_NAMES) if _is_run_without_manifest(run_dir) else set()
+
+
+def claim(run_dir, *names: str) -> None:
+    """:class:`InputError` unless cryogeom may write ``run_dir/name`` for every name: it does not
+    exist yet, or cryogeom wrote it. Nothing a user put there is ever replaced."""
+    run_dir = Path(run_dir)
+    mine = None
+    for name in names:
+        path = run_dir / name
+        if path.exists() or path.is_symlink():
+            mine = owned(run_dir) if mine is None else mine
+            if name not in mine:
+                raise InputError(
+                    f"{path}: exists and was not written by cryogeom; it is left as it is "
+                    "(move it away or choose another output directory)"
+                )
+
+
 def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
-    """Refuse to write into a directory that holds another run unless resuming or forced."""
+    """Refuse to start a run in ``run_dir`` unless it may: resuming needs a checkpoint; a directory
+    holding a run that trained needs --force; a file of the user's where cryogeom would write is
+    never replaced. Nothing is written."""
+    run_dir = Path(run_dir)
+    files.check_writable_dir(run_dir, "run directory (-o)")
     if resume:
         if not (run_dir / CHECKPOINT).is_file():
+            if (run_dir / CONFIG).is_file() and not (run_dir / MODEL).is_file():
+                raise InputError(f"{run_dir}: no {CHECKPOINT} to resume from: the run stopped before its first checkpoint; start it again without --resume")
             raise InputError(f"{run_dir}: no {CHECKPOINT} to resume from")
-    elif holds_run(run_dir) and not force:
+        claim(run_dir, *TRAIN_WRITES)
+        return
+    if holds_run(run_dir) and has_trained(run_dir) and not force:
         raise InputError(f"{run_dir}: holds another run; use --resume to continue it or --force to overwrite it")
+    claim(run_dir, *TRAIN_WRITES, MANIFEST)
 
 
 def remove_previous_run(run_dir: Path) -> None:
-    """Delete the files of an earlier run in ``run_dir`` (a forced start): those its manifest lists
-    and the run's own file names; other files stay. A directory that holds no run loses nothing."""
+    """Delete what an earlier run wrote into ``run_dir`` (a forced start, or a start that failed
+    before its first checkpoint): the names cryogeom wrote (:func:`owned`); other files stay."""
     run_dir = Path(run_dir)
-    names = [*manifest(run_dir), *MARKERS, *_LEGACY_OUTPUTS] if holds_run(run_dir) else []
-    for name in [*names, MANIFEST]:
+    names = owned(run_dir) if holds_run(run_dir) else set()
+    for name in sorted(names) + [MANIFEST]:
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -136,8 +192,18 @@ def remove_previous_run(run_dir: Path) -> None:
             path.unlink()
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove the hidden temporary files (``.NAME.XXXX.part``) of cryogeom's own files that a killed
+    process left behind in ``run_dir``."""
+    for name in TRAIN_WRITES + (MANIFEST,):
+        for tmp in Path(run_dir).glob(f".{name}.*.part"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 def write_base_structure(run_dir, base) -> Path:
     """The base structure as given (all atoms when it has them), so a run directory stands alone."""
+    claim(run_dir, BASE)
     path = Path(run_dir) / BASE
     (write_all_atom_pdb if base.has_atoms else write_pdb)(path, base)
     record(run_dir, BASE)
@@ -147,20 +213,28 @@ def write_base_structure(run_dir, base) -> Path:
 # -- checkpoints --------------------------------------------------------------------------------
 def save_checkpoint(obj: dict, path) -> None:
     """``torch.save`` of ``obj`` to ``path``, atomically."""
+    claim(Path(path).parent, Path(path).name)
     with files.atomic_output(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
     record(Path(path).parent, Path(path).name)
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint or model file, read with ``weights_only=True``; one-line error if unreadable."""
+def load_checkpoint(path, map_location="cpu", required: tuple[str, ...] = ()) -> dict:
+    """A checkpoint or model file, read with ``weights_only=True``; one-line error if unreadable
+    or without the ``required`` entries."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated file, or one that is not a checkpoint
         raise InputError(f"{path}: not a readable cryogeom checkpoint ({type(exc).__name__})") from None
+    if not isinstance(saved, dict):
+        raise InputError(f"{path}: not a cryogeom checkpoint (holds a {type(saved).__name__}, expected a dict of weights and settings)")
+    missing = [k for k in required if k not in saved]
+    if missing:
+        raise InputError(f"{path}: not a cryogeom checkpoint (no {', '.join(repr(k) for k in missing)} entry)")
+    return saved
 
 
 # -- the metrics log ----------------------------------------------------------------------------
@@ -184,13 +258,17 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         if not self.enabled:
             return
+        claim(self.run_dir, METRICS)
         rows, fields = [], list(row)
         if self.path.exists():
             with open(self.path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-                header = list(rows[0].keys()) if rows else []
+                reader = csv.DictReader(fh)
+                rows, header = list(reader), list(reader.fieldnames or [])
             if header:
                 fields = header + [k for k in row if k not in header]
+            # rows of steps not before this one were written by a continuation whose checkpoint was
+            # lost (the run resumed from an earlier one): this row replaces them
+            rows = [r for r in rows if not _at_or_after(r.get("step"), row.get("step"))]
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
         w.writeheader()
@@ -203,6 +281,13 @@ class MetricsLog:
                 if isinstance(value, (int, float)) and key not in ("epoch", "step"):
                     self.writer.add_scalar(key, value, row.get("step", 0))
             self.writer.flush()
+
+
+def _at_or_after(step_text, step) -> bool:
+    try:
+        return step is not None and float(step_text) >= float(step)
+    except (TypeError, ValueError):
+        return False
 
 
 def read_metrics(run_dir) -> pd.DataFrame | None:

@@ -15,7 +15,7 @@ import sys
 import textwrap
 
 from cryogeom import __version__
-from cryogeom.errors import InputError
+from cryogeom.errors import InputError, WriteError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"cryogeom {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except WriteError as exc:
+        print(f"cryogeom {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"cryogeom {args.command}: error: out of memory (a smaller --box, --batch-size or fewer images at once may fit)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cryogeom {args.command}: interrupted", file=sys.stderr)
         return 130

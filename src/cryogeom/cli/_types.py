@@ -4,6 +4,7 @@ and argument groups that several subcommands share."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable, TypeVar
 
 T = TypeVar("T", int, float)
@@ -23,11 +24,13 @@ def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], expected: str
     return parse
 
 
-positive_float = _checked(float, lambda v: v > 0, "a positive number")
-nonnegative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
+MAX_BOX = 4096
+
+positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+nonnegative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-box_size = _checked(int, lambda v: v >= 8, "a box size in pixels (integer >= 8)")
+box_size = _checked(int, lambda v: 8 <= v <= MAX_BOX, f"a box size in pixels (integer from 8 to {MAX_BOX})")
 
 
 def add_run_particle_args(p: argparse.ArgumentParser) -> None:

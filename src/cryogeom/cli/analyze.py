@@ -106,6 +106,9 @@ def main(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     out = Path(args.output) if args.output is not None else run.path / rd.ANALYSIS_DIR
+    if args.output is None:
+        rd.claim(run.path, rd.ANALYSIS_DIR)
+    files.check_writable_dir(out, "analysis directory")
     settings = AnalysisSettings(n_pcs=args.pcs, n_points=args.traversal_points, n_clusters=args.clusters, seed=args.seed)
     latent_dim = int(run.config.network.latent_dim)
     if args.pcs > latent_dim:

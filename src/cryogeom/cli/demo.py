@@ -34,7 +34,10 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom import run_dir as rd
     from cryogeom.cli import main as cryogeom
 
+    from cryogeom.files import check_writable_dir
+
     out = Path(args.output)
+    check_writable_dir(out, "demo's output directory (-o)")
     sim, run = out / "simulation", out / "run"
     started = time.monotonic()
     sim_args = ["--per-conf", str(args.per_conf), "--dose", str(args.dose), "--seed", str(args.seed)]

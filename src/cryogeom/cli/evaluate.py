@@ -38,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.evaluate.evaluation import evaluate_run, evaluation_record, format_table
     from cryogeom.evaluate.renders import images_and_renders
     from cryogeom.evaluate.report import write_report
+    from cryogeom.files import check_writable_dir
     from cryogeom.particles.read import read_particles
     from cryogeom.run_dir import read_metrics, require_run_dir, run_particles_path
     from cryogeom.train.run import load_run
@@ -46,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     # Everything that can fail on bad input happens before anything is written.
     run = load_run(args.run)
     run_dir = require_run_dir(args.run)
+    check_writable_dir(run_dir, "run directory")
+    rd.claim(run_dir, rd.EVALUATION, rd.FIGURES_DIR, rd.REPORT)
     metrics = read_metrics(run_dir)
     particles_path = run_particles_path(run_dir, args.particles)
     particles = read_particles(particles_path, datadir=args.datadir, poses=args.poses, ctf=args.ctf)

@@ -34,8 +34,8 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cryogeom.errors import InputError
+    from cryogeom.files import check_writable_dir, save_npy
     from cryogeom.particles.read import read_particles
-    from cryogeom.files import atomic_output
     from cryogeom.structure.write import write_dcd, write_pdb
     from cryogeom.train.inference import predict
     from cryogeom.train.run import load_run
@@ -45,14 +45,19 @@ def main(args: argparse.Namespace) -> int:
     existing = [n for n in names if (out / n).exists()]
     if existing and not args.force:
         raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
+    check_writable_dir(out, "output directory (-o)")
     run = load_run(args.run)
     particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
     z, ca = predict(run, particles, batch_size=args.batch_size, progress=not args.no_progress)
+    bad = ~(np.isfinite(z).all(axis=1) & np.isfinite(ca).all(axis=(1, 2)))
+    if bad.any():
+        raise InputError(
+            f"{Path(args.run)}: its network gives non-finite conformations for {int(bad.sum())} of {len(z)} particles "
+            f"(first: particle {int(np.flatnonzero(bad)[0]) + 1}); nothing was written"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for name, array in (("z.npy", z), ("ca.npy", ca)):
-        with atomic_output(out / name) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
+        save_npy(out / name, array)
     write_pdb(out / "topology.pdb", run.base.with_coordinates(run.base.ca))
     write_dcd(out / "conformations.dcd", ca)
     print(f"predicted {len(z)} particles: {out / 'z.npy'}, {out / 'ca.npy'}, {out / 'conformations.dcd'} (+ {out / 'topology.pdb'})")

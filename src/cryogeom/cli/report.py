@@ -38,9 +38,13 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.evaluate.renders import images_and_renders
     from cryogeom import run_dir as rd
     from cryogeom.evaluate.report import write_report
-    from cryogeom.run_dir import read_metrics, require_run_dir, run_particles_path
+    from cryogeom.files import check_writable_dir
+    from cryogeom.run_dir import read_metrics, read_run_metadata, require_run_dir, run_particles_path
 
     run_dir = require_run_dir(args.run)
+    read_run_metadata(run_dir)  # a damaged config.json is the one error, before anything else
+    check_writable_dir(run_dir, "run directory")
+    rd.claim(run_dir, rd.REPORT, *([] if args.no_figures else [rd.FIGURES_DIR]))
     metrics = read_metrics(run_dir)
     written = []
     if not args.no_figures:

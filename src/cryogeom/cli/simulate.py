@@ -149,6 +149,9 @@ def main(args) -> int:
     ensemble = AtomicEnsemble.from_trajectory(trajectory, frames)
     formation = ImageFormation(ensemble, config)
     params = draw_particles(ensemble.n_frames, args.per_conf, config, args.seed)
+    from cryogeom.files import require_free_space
+
+    require_free_space(out, 1.05 * len(params) * config.box**2 * 4 + 2**20, f"{len(params)} images of {config.box} px")
     ca = np.asarray(trajectory.ca, dtype=np.float64)
     ca_centred = ca - ca.mean(axis=1, keepdims=True)
 

@@ -20,7 +20,7 @@ import sys
 import json
 from pathlib import Path
 
-from cryogeom.cli._types import nonnegative_float, positive_float, positive_int
+from cryogeom.cli._types import nonnegative_float, nonnegative_int, positive_float, positive_int
 from cryogeom.errors import InputError
 
 
@@ -58,13 +58,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="set any training setting by name (see config.json of a run), e.g. --set decoder_lr_scale=0.3")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: all cores)")
-    p.add_argument("--num-workers", type=int, help="data-loading worker processes (default 0: load in the main process)")
+    p.add_argument("--num-workers", type=nonnegative_int, help="data-loading worker processes (default 0: load in the main process)")
     polarity = p.add_mutually_exclusive_group()
     polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (override detection)")
     polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (override detection)")
     p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
-    p.add_argument("--force", action="store_true", help="replace the run in the output directory (its checkpoint, model, metrics, evaluation and report are removed; other files stay)")
+    p.add_argument("--force", action="store_true", help="replace the run in the output directory: once the new inputs are read and checked, the files cryogeom wrote there (listed in cryogeom_files.json) are removed; other files stay")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

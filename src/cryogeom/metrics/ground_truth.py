@@ -22,7 +22,8 @@ def load_ground_truth(path) -> tuple[np.ndarray, np.ndarray]:
     except KeyError as exc:
         raise InputError(f"{path}: missing array {exc.args[0]!r} (expected 'frame' and 'ca' as written by cryogeom simulate)") from None
     except ValueError as exc:
-        raise InputError(f"{path}: not a ground-truth .npz file ({exc})") from None
+        why = "not a NumPy .npz file" if "pickle" in str(exc) else str(exc)  # never advise unpickling
+        raise InputError(f"{path}: not a ground-truth .npz file ({why})") from None
     if ca.ndim != 3 or ca.shape[-1] != 3:
         raise InputError(f"{path}: 'ca' must be [F, N, 3], got {ca.shape}")
     if frame.size and (frame.min() < 0 or frame.max() >= len(ca)):

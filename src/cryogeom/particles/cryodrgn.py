@@ -151,7 +151,13 @@ def write_ctf(path: str | os.PathLike, ctf: np.ndarray) -> None:
 
 def read_stack_list(path: Path) -> list[Path]:
     """A cryoDRGN .txt file: one stack path per line, relative to the .txt's directory."""
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a list of image stack paths, one per line") from None
+    if "\x00" in text:
+        raise InputError(f"{path}: not a text file; expected a list of image stack paths, one per line")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise InputError(f"{path}: lists no image stacks")
     return [Path(p) if Path(p).is_absolute() else path.resolve().parent / p for p in lines]

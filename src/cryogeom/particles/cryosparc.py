@@ -59,7 +59,8 @@ def load_cs(path: str | os.PathLike) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable cryoSPARC .cs file ({exc})") from None
+        why = "not a NumPy array file" if "pickle" in str(exc) else str(exc)  # never advise unpickling
+        raise InputError(f"{path}: not a readable cryoSPARC .cs file ({why})") from None
     if not isinstance(data, np.ndarray) or data.dtype.names is None or data.ndim != 1:
         raise InputError(f"{path}: expected a cryoSPARC .cs file (a 1-D NumPy structured array)")
     if len(data) == 0:
@@ -73,7 +74,7 @@ def cs_table(data: np.ndarray) -> pd.DataFrame:
     for name in data.dtype.names:
         values = data[name]
         if values.dtype.kind == "S":
-            columns[name] = np.char.decode(values, "utf-8")
+            columns[name] = np.char.decode(values, "utf-8", errors="replace")
         elif values.ndim == 1:
             columns[name] = values
         else:
@@ -86,7 +87,10 @@ def cs_table(data: np.ndarray) -> pd.DataFrame:
 def _field(path: Path, data: np.ndarray, name: str, width: int | None = None) -> np.ndarray:
     if name not in data.dtype.names:
         raise InputError(f"{path}: has no field {name}")
-    values = np.asarray(data[name], dtype=np.float64)
+    try:
+        values = np.asarray(data[name], dtype=np.float64)
+    except (ValueError, TypeError):
+        raise InputError(f"{path}: field {name} holds {data.dtype[name]} values; expected numbers") from None
     expected = (len(data),) if width is None else (len(data), width)
     if values.shape != expected:
         raise InputError(f"{path}: field {name} has shape {values.shape}; expected {expected}")
@@ -115,9 +119,16 @@ def read_cryosparc(
     n = len(data)
 
     codes, raw_names = pd.factorize(np.asarray(data["blob/path"]))
-    names = [p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in raw_names]
+    try:
+        names = [p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in raw_names]
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: field blob/path holds a path that is not UTF-8 text") from None
     names = [p[1:] if p.startswith(">") else p for p in names]
-    frames = np.asarray(data["blob/idx"], dtype=np.int64)
+    frames = _field(path, data, "blob/idx")
+    if np.any(frames < 0) or np.any(frames != np.round(frames)):
+        i = int(np.flatnonzero((frames < 0) | (frames != np.round(frames)))[0])
+        raise InputError(f"{path}: record {i}: field blob/idx is {frames[i]:g}; expected an image index >= 0")
+    frames = frames.astype(np.int64)
     resolve = StackPathResolver(path, datadir)
     images = ImageStack.from_references([resolve(p) for p in names], codes, frames, referenced_from=path)
     if "blob/shape" in data.dtype.names:

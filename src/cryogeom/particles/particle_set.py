@@ -21,6 +21,21 @@ from cryogeom.imaging.ctf import CTFParams
 from cryogeom.particles.stack import ImageStack
 
 CTF_FIELDS = CTFParams.field_names()
+# The fields' names in the files (RELION; cryoSPARC and cryoDRGN hold the same quantities).
+_COLUMN = {
+    "rotations": "rlnAngleRot/Tilt/Psi", "shifts_angstrom": "rlnOriginXAngst/YAngst",
+    "defocus_u_angstrom": "rlnDefocusU", "defocus_v_angstrom": "rlnDefocusV", "astigmatism_angle_deg": "rlnDefocusAngle",
+    "voltage_kv": "rlnVoltage", "cs_mm": "rlnSphericalAberration", "amplitude_contrast": "rlnAmplitudeContrast",
+    "phase_shift_deg": "rlnPhaseShift", "pixel_size_angstrom": "rlnImagePixelSize",
+}
+# What the physics needs of each value (a cause of NaN in training, or an impossible image).
+_PHYSICAL = {
+    "pixel_size_angstrom": (lambda v: v > 0, "a positive pixel size in Å"),
+    "voltage_kv": (lambda v: v > 0, "a positive accelerating voltage in kV (e.g. 300)"),
+    "amplitude_contrast": (lambda v: (v >= 0) & (v < 1), "a fraction from 0 to below 1 (e.g. 0.1)"),
+    "defocus_u_angstrom": (lambda v: v > 0, "a positive defocus in Å (underfocus; e.g. 15000)"),
+    "defocus_v_angstrom": (lambda v: v > 0, "a positive defocus in Å (underfocus; e.g. 15000)"),
+}
 
 
 @dataclass
@@ -64,15 +79,27 @@ class ParticleSet:
         self.rotations = np.asarray(self.rotations, dtype=np.float64).reshape(n, 3, 3)
         self.shifts_angstrom = np.asarray(self.shifts_angstrom, dtype=np.float64).reshape(n, 2)
         for name in CTF_FIELDS + ("pixel_size_angstrom",):
-            value = np.broadcast_to(np.asarray(getattr(self, name), dtype=np.float64), (n,)).copy()
-            if not np.all(np.isfinite(value)):
-                raise InputError(f"{self.source_path}: {name} has missing or non-finite values")
-            setattr(self, name, value)
-        for name in ("rotations", "shifts_angstrom"):
-            if not np.all(np.isfinite(getattr(self, name))):
-                raise InputError(f"{self.source_path}: {name} have missing or non-finite values")
-        if np.any(self.pixel_size_angstrom <= 0):
-            raise InputError(f"{self.source_path}: pixel size must be positive")
+            setattr(self, name, np.broadcast_to(np.asarray(getattr(self, name), dtype=np.float64), (n,)).copy())
+        for name in ("rotations", "shifts_angstrom", *CTF_FIELDS, "pixel_size_angstrom"):
+            value = getattr(self, name).reshape(n, -1)
+            bad = ~np.isfinite(value).all(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{self.source_path}: particle {i + 1}: {name} ({_COLUMN.get(name, name)}) is missing or not a finite number")
+        for name, (ok, expected) in _PHYSICAL.items():
+            value = getattr(self, name)
+            bad = ~ok(value)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{self.source_path}: particle {i + 1}: {name} ({_COLUMN[name]}) is {float(value[i]):g}; expected {expected}")
+        extent = self.images.box * self.pixel_size_angstrom
+        far = np.linalg.norm(self.shifts_angstrom, axis=1) > extent
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            raise InputError(
+                f"{self.source_path}: particle {i + 1}: shift ({_COLUMN['shifts_angstrom']}) of {np.linalg.norm(self.shifts_angstrom[i]):g} Å "
+                f"puts the particle outside its {extent[i]:g} Å image"
+            )
         if len(self.table) != n:
             raise ValueError(f"table has {len(self.table)} rows for {n} particles")
 

@@ -85,7 +85,7 @@ def _numeric(path: Path, df: pd.DataFrame, column: str, block: str) -> np.ndarra
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise InputError(f"{path}: data_{block} row {bad[0] + 1}: _{column} = {df[column].iloc[bad[0]]!r} is not a finite number")
+        raise InputError(f"{path}: data_{block} row {bad[0] + 1}: _{column} = {str(df[column].iloc[bad[0]])!r} is not a finite number")
     return values
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from cryogeom import __version__
 from cryogeom.errors import InputError
+from cryogeom.files import check_writable_dir
 from cryogeom.particles import write_relion
 from cryogeom.simulate.parallel import render_chunks
 from cryogeom.simulate.simulator import ImageFormation, ParticleParameters
@@ -42,6 +43,7 @@ def check_output_dir(out_dir: str | os.PathLike, *, force: bool) -> Path:
         raise InputError(f"{out}: exists and is not a directory; expected an output directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"{out}: directory is not empty; choose another output directory or pass --force")
+    check_writable_dir(out)
     return out
 
 

@@ -45,7 +45,22 @@ def read_structure(path: PathLike, topology: PathLike | None = None, *, select: 
     """
     universe, label = _open_universe(topology if topology is not None else path, path if topology is not None else None)
     structure, _, _ = _structure_from_universe(universe, label, select)
+    _check_coordinates(structure, label)
     return structure
+
+
+def _check_coordinates(structure: Structure, label: str) -> None:
+    """InputError for coordinates no protein has: non-finite, or every Cα at one point."""
+    bad = ~np.isfinite(structure.ca).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{label}: residue {structure.residue_label(i)}: its Cα coordinates are not finite numbers")
+    if structure.atom_positions is not None and not np.isfinite(structure.atom_positions).all():
+        a = int(np.flatnonzero(~np.isfinite(structure.atom_positions).all(axis=1))[0])
+        i = int(structure.atom_residue_index[a])
+        raise InputError(f"{label}: residue {structure.residue_label(i)}: an atom's coordinates are not finite numbers")
+    if len(structure.ca) > 1 and np.ptp(structure.ca, axis=0).max() < 0.5:
+        raise InputError(f"{label}: every Cα lies within 0.5 Å of the others; expected the coordinates of a folded protein")
 
 
 def read_trajectory(
@@ -58,6 +73,7 @@ def read_trajectory(
     """
     universe, label = _open_universe(topology, trajectory)
     structure, ca_index, atom_index = _structure_from_universe(universe, label, select)
+    _check_coordinates(structure, label)
     ca = np.empty((len(universe.trajectory), structure.n_residues, 3))
     with quiet_mdanalysis():
         for f, ts in enumerate(universe.trajectory):
@@ -85,6 +101,8 @@ def _open_universe(topology: PathLike, trajectory=None):
     for f in files:
         _require_file(f, "a trajectory or coordinate file: DCD, XTC, TRR, PDB, ...")
     label = " + ".join(os.fspath(p) for p in [topology, *files])
+    if os.path.getsize(topology) == 0:
+        raise InputError(f"{os.fspath(topology)}: empty file; expected a structure (PDB, mmCIF, GRO, ...)")
     with quiet_mdanalysis():
         try:
             universe = mda.Universe(os.fspath(topology), to_guess=())

@@ -46,8 +46,12 @@ def calibrate(model, dataset, positions: np.ndarray, *, batch_size: int = 128) -
         count += data.numel()
     sr, sd, srr, sdd, srd = (s.item() / count for s in sums)
     var_r, var_d, cov = srr - sr**2, sdd - sd**2, srd - sr * sd
+    if not all(math.isfinite(v) for v in (sr, sd, srr, sdd, srd)):
+        raise ValueError("images or renders hold non-finite values")
+    if var_d <= 1e-12:
+        raise ValueError(f"the {len(positions)} images sampled are blank (constant over every pixel); expected particle images")
     if var_r <= 0:
-        raise ValueError("renders of the base structure are blank: check the pixel size and the base structure")
+        raise ValueError("renders of the base structure at the particles' poses are blank (are the shifts and the pixel size right?)")
     a = cov / var_r
     b = sd - a * sr
     corr = cov / math.sqrt(var_r * max(var_d, 1e-30))

@@ -113,6 +113,43 @@ CHOICES = {
     "density": DENSITY_MODELS,
     "density_weights": ("ice", "electrons"),
 }
+def _whole(minimum: int, optional: bool = False):
+    def ok(v):
+        return (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= minimum)
+    return ok, f"a whole number >= {minimum}" + (" (or null)" if optional else "")
+
+
+def _number(low: float, *, strict: bool, high: float | None = None, optional: bool = False):
+    def ok(v):
+        if optional and v is None:
+            return True
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return (v > low if strict else v >= low) and (high is None or v < high)
+    what = f"a number {'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+    return ok, what + (" (or null)" if optional else "")
+
+
+def _flag(optional: bool = False):
+    return (lambda v: isinstance(v, bool) or (optional and v is None)), "true or false" + (" (or null)" if optional else "")
+
+
+# What each setting accepts (the ones with a few words are in CHOICES).
+_RULES = {
+    "epochs": _whole(1), "batch_size": _whole(2), "lr": _number(0, strict=True), "lr_min": _number(0, strict=False),
+    "warmup_steps": _whole(0), "decoder_lr_scale": _number(0, strict=True),
+    "latent_dim": _whole(1), "pose_conditioning": _flag(), "reference_channel": _flag(), "encoder_matched_filter": _flag(),
+    "encoder_filter_b_factor_angstrom2": _number(0, strict=False, optional=True), "encoder_canonical_inplane": _flag(),
+    "decoder_width": _whole(1), "decoder_depth": _whole(1), "train_pixel_angstrom": _number(0, strict=True, optional=True),
+    "pad_factor": _number(1, strict=False),
+    "geometry_weight": _number(0, strict=False), "bond_weight": _number(0, strict=False), "centering_weight": _number(0, strict=False),
+    "chain_weight": _number(0, strict=False), "chain_window": _whole(1), "geometry_k": _whole(1, optional=True),
+    "invert_data": _flag(optional=True), "validation_size": _whole(0), "validation_fraction": _number(0, strict=False, high=1),
+    "validation_k": _whole(1), "seed": _whole(0),
+    "max_minutes": _number(0, strict=True, optional=True), "threads": _whole(1, optional=True), "num_workers": _whole(0),
+    "checkpoint_every_minutes": _number(0, strict=False),  # 0: after every step
+}
+
 # Names settings had in runs saved earlier.
 _RENAMED = {"alpha": "geometry_weight", "beta": "bond_weight", "gamma": "centering_weight"}
 # Settings added after runs had been saved, with the behaviour those runs had.
@@ -149,13 +186,16 @@ class TrainConfig:
         return out
 
     def check(self) -> None:
-        """InputError (one line) for a setting outside its choices."""
-        for name, choices in CHOICES.items():
-            if self.get(name) not in choices:
-                raise InputError(f"setting {name}: expected one of {', '.join(choices)}, got {self.get(name)!r}")
-        window = self.losses.chain_window
-        if not isinstance(window, int) or window < 1:
-            raise InputError(f"setting chain_window: expected a whole number of bonds >= 1, got {window!r}")
+        """InputError (one line, naming the setting) for a setting of the wrong type or range."""
+        for name in SETTINGS:
+            value = self.get(name)
+            if name in CHOICES:
+                ok, expected = value in CHOICES[name], f"one of {', '.join(CHOICES[name])}"
+            else:
+                ok, expected = _RULES[name]
+                ok = ok(value)
+            if not ok:
+                raise InputError(f"setting {name}: expected {expected}, got {value!r}")
 
     def to_json(self) -> str:
         return json.dumps(self.as_flat_dict(), indent=2, sort_keys=True)

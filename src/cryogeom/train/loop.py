@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cryogeom import __version__, run_dir as rd
+from cryogeom import __version__, files
+from cryogeom import run_dir as rd
 from cryogeom.errors import InputError
 from cryogeom.losses.image import image_loss
 from cryogeom.particles.batch import ParticleBatch
@@ -90,7 +91,7 @@ class Trainer:
         rd.check_run_dir(self.run_dir, resume=resume, force=force)
         self.dist.barrier()  # every process has checked the directory before rank 0 writes into it
         if resume:
-            saved = rd.load_checkpoint(self.run_dir / rd.CHECKPOINT)
+            saved = rd.load_checkpoint(self.run_dir / rd.CHECKPOINT, required=("model", "optimizer", "state", "config", "calibration", "n_residues"))
             if int(saved["n_residues"]) != base.n_residues:
                 raise InputError(
                     f"{base.source or 'base structure'}: has {base.n_residues} residues but the run being resumed "
@@ -98,7 +99,11 @@ class Trainer:
                 )
             # how this process runs (and how long) comes from this command line; what is learnt, from the run
             keep = {"epochs": config.optimisation.epochs, **asdict(config.runtime)}
-            config = TrainConfig.from_dict({**json.loads(saved["config"]), **keep})
+            try:
+                config = TrainConfig.from_dict({**json.loads(saved["config"]), **keep})
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise InputError(f"{self.run_dir / rd.CHECKPOINT}: its 'config' is not what cryogeom train writes ({exc})") from None
+        config.check()
         self.config = config
         # Adam's second moments of tiny gradients underflow to subnormal floats, which are ~100x
         # slower on x86 CPUs (measured: Adam's step went from 0.9 s to a few ms per batch).
@@ -140,47 +145,63 @@ class Trainer:
         )
         self.steps_per_epoch = math.ceil(len(self.train_idx) / global_batch)
 
-        if resume:
-            self._load_state(saved)
-        else:
-            self._start_run(command_line)
-        self.ddp_model = self.dist.wrap(self.model, self.optimizer)
+        # Everything that reads and checks input happens before the run directory is touched.
         self.validator = None
         if ground_truth is not None and self.is_main:
             self.validator = GroundTruthValidator(ground_truth, self.val_idx, self.model.base_ca.numpy(), k=config.data.validation_k)
+        if resume:
+            self._load_state(saved)
+        else:
+            self._calibrate()
+        if self.is_main:
+            weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+            # a checkpoint (weights and Adam's two moments) and model.pt, each also as a temporary
+            files.require_free_space(self.run_dir, 2 * 4 * weight_bytes + 2**24, "the run's checkpoints")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            rd.remove_stale_temporaries(self.run_dir)
+            if not resume:
+                self._write_start(command_line)
+        self.ddp_model = self.dist.wrap(self.model, self.optimizer)
         self.progress = progress and self.is_main
         self.metrics = rd.MetricsLog(self.run_dir, self.is_main)
 
     # -- set-up ----------------------------------------------------------------------------
-    def _start_run(self, command_line) -> None:
+    def _write_start(self, command_line) -> None:
+        """The run's first files, after removing what an earlier run in the directory wrote."""
         cfg = self.config
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            rd.remove_previous_run(self.run_dir)
-            rd.write_json(
-                self.run_dir,
-                rd.CONFIG,
-                {
-                    "config": cfg.as_flat_dict(),
-                    "version": __version__,
-                    "command_line": command_line if command_line is not None else sys.argv,
-                    "particles": str(Path(self.particles.source_path).resolve()),
-                    "n_particles": int(self.particles.n),
-                    "base_structure": self.base.source,
-                    "n_residues": int(self.base.n_residues),
-                    "box": int(self.particles.box),
-                    "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
-                    "torch": torch.__version__,
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                },
-                sort_keys=True,
-            )
-            rd.write_base_structure(self.run_dir, self.base)
-            rd.save_npy(self.run_dir, rd.VALIDATION_INDICES, self.val_idx)
-            rd.save_npy(self.run_dir, rd.TRAINING_INDICES, self.train_idx)
+        rd.remove_previous_run(self.run_dir)
+        rd.write_json(
+            self.run_dir,
+            rd.CONFIG,
+            {
+                "config": cfg.as_flat_dict(),
+                "version": __version__,
+                "command_line": command_line if command_line is not None else sys.argv,
+                "particles": str(Path(self.particles.source_path).resolve()),
+                "n_particles": int(self.particles.n),
+                "base_structure": self.base.source,
+                "n_residues": int(self.base.n_residues),
+                "box": int(self.particles.box),
+                "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
+                "torch": torch.__version__,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+            sort_keys=True,
+        )
+        rd.write_base_structure(self.run_dir, self.base)
+        rd.save_npy(self.run_dir, rd.VALIDATION_INDICES, self.val_idx)
+        rd.save_npy(self.run_dir, rd.TRAINING_INDICES, self.train_idx)
+        rd.write_json(self.run_dir, rd.CALIBRATION, asdict(self.calibration), sort_keys=True)
+
+    def _calibrate(self) -> None:
+        """The contrast polarity and output normalisation from a sample of training particles."""
+        cfg = self.config
         rng = np.random.default_rng([cfg.data.seed, 3])
         sample = rng.choice(len(self.train_idx), size=min(512, len(self.train_idx)), replace=False)
-        cal = calibrate(self.model, self.dataset, self.train_idx[np.sort(sample)])
+        try:
+            cal = calibrate(self.model, self.dataset, self.train_idx[np.sort(sample)])
+        except ValueError as exc:
+            raise InputError(f"{self.particles.source_path}: {exc}") from None
         cal = self.dist.broadcast_object(cal)  # every rank computes it; rank 0's is used by all
         invert = cfg.data.invert_data
         if invert is not None and invert != cal.invert_data:
@@ -191,18 +212,33 @@ class Trainer:
         self.calibration = cal
         self.model.output_norm.set_fixed_statistics(cal.mu0, cal.s0)
         torch.manual_seed(cfg.data.seed)
-        if self.is_main:
-            rd.write_json(self.run_dir, rd.CALIBRATION, asdict(cal), sort_keys=True)
 
     def _load_state(self, saved: dict) -> None:
         # the residue count was checked against the base structure in __init__, before any set-up
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.state = RunState(**{k: v for k, v in saved["state"].items()})
-        self.calibration = Calibration(**json.loads(saved["calibration"]))
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.state = RunState(**{k: v for k, v in saved["state"].items()})
+            self.calibration = Calibration(**json.loads(saved["calibration"]))
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"{self.run_dir / rd.CHECKPOINT}: does not fit this run's network and settings ({str(exc).splitlines()[0][:120]})") from None
         self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch} ({self.state.global_step} steps done)")
 
+    def last_good(self) -> str:
+        """Where a diverged run can be continued from, for its error message."""
+        path = self.run_dir / rd.CHECKPOINT
+        if not path.is_file():
+            return "no checkpoint was written before it (start again with a lower --lr)"
+        return f"the last good checkpoint is {path} (continue with --resume, or start again with a lower --lr)"
+
+    def _require_finite_weights(self) -> None:
+        """TrainingDiverged (on every process) if a weight is NaN or infinite: never saved."""
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if self.dist.any(not finite):
+            raise TrainingDiverged(f"the network's weights became non-finite at epoch {self.state.epoch + 1}, step {self.state.global_step}; {self.last_good()}")
+
     def checkpoint(self) -> None:
+        self._require_finite_weights()
         if not self.is_main:
             return
         rd.save_checkpoint(
@@ -219,6 +255,7 @@ class Trainer:
         )
 
     def save_model(self) -> None:
+        self._require_finite_weights()
         if not self.is_main:
             return
         rd.save_checkpoint(
@@ -267,8 +304,8 @@ class Trainer:
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(
-                f"loss term {', '.join(bad)} became {values[bad[0]]} at epoch {self.state.epoch + 1}, step {self.state.global_step}; "
-                f"the last good checkpoint is kept in {self.run_dir / rd.CHECKPOINT} (try a lower --lr)"
+                f"loss term {', '.join(bad)} became {float(values[bad[0]])} at epoch {self.state.epoch + 1}, step {self.state.global_step}; "
+                f"{self.last_good()}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         (terms["loss"] * self.dist.loss_scale(n_local, n_global)).backward()  # DDP's average = global batch mean
@@ -340,6 +377,9 @@ class Trainer:
                 st.step_in_epoch = 0
             row.update(self.validate())
             self.metrics.write(row)
+            bad = [k for k, v in row.items() if k.startswith("val_") and not math.isfinite(float(v))]
+            if self.dist.any(bool(bad)):
+                raise TrainingDiverged(f"validation score {', '.join(bad) or 'on rank 0'} is not finite after epoch {row['epoch']}; {self.last_good()}")
             self.checkpoint()
             last_ckpt = time.monotonic()
             self.log(self._summary(row))

@@ -48,19 +48,30 @@ def load_run(run_dir, *, prefer_checkpoint: bool = False) -> Run:
     found = [run_dir / n for n in names if (run_dir / n).is_file()]
     if not found:
         raise InputError(f"{run_dir}: holds no {rd.MODEL} or {rd.CHECKPOINT} (has training started?)")
-    saved = rd.load_checkpoint(found[0])
-    meta_path = run_dir / rd.CONFIG
-    if not meta_path.is_file():
-        raise InputError(f"{meta_path}: missing (is {run_dir} a cryogeom run directory?)")
-    meta = json.loads(meta_path.read_text())
-    config = TrainConfig.from_dict(json.loads(saved["config"]))
+    path = found[0]
+    saved = rd.load_checkpoint(path, required=("model", "config", "calibration"))
+    meta = rd.read_run_metadata(run_dir)
+    try:
+        config = TrainConfig.from_dict(json.loads(saved["config"]))
+        config.check()
+        calibration = Calibration(**json.loads(saved["calibration"]))
+    except (TypeError, ValueError, AttributeError) as exc:  # InputError is a ValueError
+        raise InputError(f"{path}: its 'config' or 'calibration' is not what cryogeom train writes ({exc})") from None
     base_path = run_dir / rd.BASE
     if not base_path.is_file():
         raise InputError(f"{base_path}: missing (is {run_dir} a cryogeom run directory?)")
     base = read_structure(base_path)
+    trained_residues = saved.get("n_residues", meta.get("n_residues"))
+    if trained_residues is not None and int(trained_residues) != base.n_residues:
+        raise InputError(f"{base_path}: has {base.n_residues} residues but {path} was trained with {int(trained_residues)}; it is not this run's base structure")
     box = int(saved.get("box", meta.get("box", 0)))
     pixel = float(saved.get("pixel_size_angstrom", meta.get("pixel_size_angstrom", 0)))
+    if box < 1 or not pixel > 0:
+        raise InputError(f"{path}: records no box or pixel size (expected 'box' and 'pixel_size_angstrom' in it or in {rd.CONFIG})")
     model = build_model(config.network, base, box, pixel)
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: its weights do not fit the network of its configuration and {base_path} ({str(exc).splitlines()[0][:120]})") from None
     model.eval()
-    return Run(run_dir, config, Calibration(**json.loads(saved["calibration"])), base, model, box, pixel)
+    return Run(run_dir, config, calibration, base, model, box, pixel)
