@@ -160,3 +160,54 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, c
         files.write_json(target, {"new": True})
     assert target.read_text() == '{"old": true}'
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_full_disk_while_simulating_is_one_line(tmp_path, monkeypatch, capsys):
+    from conftest import TINY_SIM_ARGS
+
+    from cryogeom import files
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    status = cryogeom(["simulate", *TINY_SIM_ARGS, "-o", str(tmp_path / "sim")])
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]  # after the simulator's own summary line
+    assert status == 1 and last.startswith("cryogeom simulate: error:") and "particles.mrcs" in last and "No space left on device" in last
+    assert "Traceback" not in err
+    assert not any(p.is_file() and not p.name.startswith(".") for p in (tmp_path / "sim").rglob("*"))
+
+
+def test_too_little_free_space_is_refused_before_work(tmp_path, monkeypatch, capsys):
+    from conftest import TINY_SIM_ARGS
+
+    from cryogeom import files
+
+    monkeypatch.setattr(files, "free_bytes", lambda path: 1000)
+    status = cryogeom(["simulate", *TINY_SIM_ARGS, "-o", str(tmp_path / "sim")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "MB are free" in err
+    assert not (tmp_path / "sim").exists()
+
+
+def test_an_unwritable_run_directory_is_refused_before_resuming(tiny_dataset, tiny_run, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from cryogeom import files
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = _hashes(run)
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(run)):
+            raise PermissionError(13, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    status = _train(tiny_dataset, run, "--resume", "--epochs", "3")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "cannot write" in err and str(run) in err
+    assert _hashes(run) == before
