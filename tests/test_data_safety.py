@@ -139,10 +139,12 @@ def test_stale_temporaries_of_a_killed_save_are_removed(tiny_dataset, tiny_run, 
     shutil.copytree(tiny_run, run)
     stale = run / ".checkpoint.pt.k3j4h5.part"
     stale.write_bytes(b"")
+    older = run / ".checkpoint.pt.tmp4242"  # as a killed save of an earlier version left it
+    older.write_bytes(b"")
     mine = run / ".my_hidden_file"
     mine.write_text("keep")
     assert _train(tiny_dataset, run, "--force") == 0
-    assert not stale.exists() and mine.read_text() == "keep"
+    assert not stale.exists() and not older.exists() and mine.read_text() == "keep"
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, capsys):

@@ -195,8 +195,10 @@ def remove_previous_run(run_dir: Path) -> None:
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Remove the hidden temporary files (``.NAME.XXXX.part``) of cryogeom's own files that a killed
     process left behind in ``run_dir``."""
-    for name in TRAIN_WRITES + (MANIFEST,):
-        for tmp in Path(run_dir).glob(f".{name}.*.part"):
+    patterns = [f".{name}.*.part" for name in TRAIN_WRITES + (MANIFEST,)]
+    patterns += [f".{name}.tmp*" for name in (CHECKPOINT, MODEL)]  # the names earlier versions used
+    for pattern in patterns:
+        for tmp in Path(run_dir).glob(pattern):
             with contextlib.suppress(OSError):
                 tmp.unlink()
 

@@ -41,9 +41,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--select", metavar="EXPR", help='latent region to export, e.g. cluster=3, cluster=3,5, "pc1<-0.5", "pc1>0.2,pc2<0"')
     p.add_argument("-o-star", "--output-star", dest="output_star", metavar="OUT.star", help="where --select writes the .star subset")
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--absolute-paths", action="store_true",
+                   help="write absolute image paths into OUT.star (default: relative to OUT.star's own directory)")
     p.add_argument("--poses", help="cryoDRGN pose .pkl (with an .mrcs particle stack)")
     p.add_argument("--ctf", help="cryoDRGN CTF .pkl (with an .mrcs particle stack)")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default: 256)")
     p.add_argument("--force", action="store_true", help="overwrite an existing analysis or OUT.star")
     p.add_argument("--no-progress", action="store_true")
 
@@ -162,6 +164,7 @@ def main(args: argparse.Namespace) -> int:
     traversals = ", ".join(f"{t.name}_traversal.pdb" for t in analysis.traversals)
     print(f"wrote {out}: pca.json, pca.png, pcs.npy, {traversals}, labels.npy, clusters.json, cluster_centres.pdb, cluster_nearest.pdb")
     if selection is not None:
-        write_star_subset(particles_path, np.flatnonzero(keep), star_out, overwrite=args.force)
+        write_star_subset(particles_path, np.flatnonzero(keep), star_out, overwrite=args.force, datadir=args.datadir,
+                          absolute_paths=args.absolute_paths)
         print(f"selected {int(keep.sum())} of {len(z)} particles ({selection}): {star_out}")
     return 0

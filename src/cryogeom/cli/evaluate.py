@@ -26,7 +26,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     add_run_particle_args(p)
     p.add_argument("-k", type=positive_int, default=4000, help="validation particles to score (default 4000, as in the paper)")
     p.add_argument("--n-images", type=positive_int, default=8, help="particles shown beside their renders (default 8)")
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default: 256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

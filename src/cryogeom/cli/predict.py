@@ -23,7 +23,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
     p.add_argument("--poses", help="cryoDRGN pose .pkl")
     p.add_argument("--ctf", help="cryoDRGN CTF .pkl")
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default: 256)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-progress", action="store_true")
 

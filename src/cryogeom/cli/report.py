@@ -24,7 +24,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     add_run_particle_args(p)
     p.add_argument("-k", type=positive_int, default=4000, help="held-out particles for the latent figure (default 4000)")
     p.add_argument("--n-images", type=positive_int, default=8, help="particles shown beside their renders (default 8)")
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default: 256)")
     p.add_argument("--no-figures", action="store_true", help="do not rebuild figures; only rewrite report.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

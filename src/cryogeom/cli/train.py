@@ -25,43 +25,48 @@ from cryogeom.errors import InputError
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from cryogeom.train.config import CHOICES, PRESETS  # torch: imported when the parser is built, not before
+    from cryogeom.train.config import CHOICES, PRESETS, TrainConfig  # torch: imported when the parser is built
 
+    d = TrainConfig()  # the default preset; --preset paper changes some (see README)
+    o, n, w = d.optimisation, d.network, d.losses
     p.add_argument("particles", help="particles: RELION .star, cryoSPARC .cs, or an .mrcs with --poses/--ctf")
-    p.add_argument("--structure", required=True, help="base structure (PDB, mmCIF, GRO, ...; all atoms preferred)")
+    p.add_argument("--structure", required=True, help="base structure (PDB, mmCIF, GRO, ...; all atoms preferred), fitted into the consensus map")
     p.add_argument("--topology", help="topology for --structure when it is a coordinate file (PSF, ...)")
     p.add_argument("-o", "--output", required=True, help="run directory")
-    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
+    p.add_argument("--datadir", help="directory the image paths in the particle file are relative to (default: the particle file's own directory)")
     p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
     p.add_argument("--ctf", help="cryoDRGN CTF .pkl (for an .mrcs/.txt particle stack)")
-    p.add_argument("--preset", choices=PRESETS, default="default", help="default: fast on CPUs; paper: the paper's settings")
-    p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--lr", type=positive_float, help="learning rate (Adam)")
-    p.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (checkpointed; --resume continues)")
-    p.add_argument("--latent-dim", type=positive_int)
-    p.add_argument("--encoder", choices=CHOICES["encoder"])
-    p.add_argument("--density", choices=CHOICES["density"], help="what is rendered for each residue")
-    p.add_argument("--train-pixel", type=positive_float, help="Fourier-downsample the images to about this pixel size (Å) for training")
+    p.add_argument("--preset", choices=PRESETS, default="default", help="default: fast on CPUs; paper: the paper's settings (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, help=f"epochs of the cosine schedule (default: {o.epochs})")
+    p.add_argument("--batch-size", type=positive_int, help=f"images per optimiser step, over all processes (default: {o.batch_size})")
+    p.add_argument("--lr", type=positive_float, help=f"learning rate of Adam, decaying to {o.lr_min:g} (default: {o.lr:g}; the decoder's is {o.decoder_lr_scale:g}× that)")
+    p.add_argument("--max-minutes", type=positive_float,
+                   help="stop after this many minutes of training; the run says so, is checkpointed and --resume continues (default: no limit)")
+    p.add_argument("--latent-dim", type=positive_int, help=f"dimensions of the latent z (default: {n.latent_dim})")
+    p.add_argument("--encoder", choices=CHOICES["encoder"], help=f"image encoder (default: {n.encoder})")
+    p.add_argument("--density", choices=CHOICES["density"], help=f"what is rendered for each residue (default: {n.density})")
+    p.add_argument("--train-pixel", type=positive_float,
+                   help=f"images are Fourier-cropped to about this pixel size in Å for training, never below the data's own "
+                        f"(default: {n.train_pixel_angstrom:g} Å; --set train_pixel_angstrom=null keeps full resolution)")
     p.add_argument("--geometry-weight", "--alpha", dest="geometry_weight", type=nonnegative_float,
-                   help="α: weight of the geometry degradation loss (0 switches it off)")
-    p.add_argument("--bond-weight", "--beta", dest="bond_weight", type=nonnegative_float, help="β: weight of the bond-length loss")
-    p.add_argument("--centering-weight", "--gamma", dest="centering_weight", type=nonnegative_float, help="γ: weight of the centering loss")
+                   help=f"α: weight of the geometry degradation loss, 0 switches it off (default: {w.geometry_weight:g})")
+    p.add_argument("--bond-weight", "--beta", dest="bond_weight", type=nonnegative_float, help=f"β: weight of the bond-length loss (default: {w.bond_weight:g})")
+    p.add_argument("--centering-weight", "--gamma", dest="centering_weight", type=nonnegative_float, help=f"γ: weight of the centering loss (default: {w.centering_weight:g})")
     p.add_argument("--chain-weight", type=nonnegative_float,
-                   help="δ: weight of the chain loss: the geometry loss over residues 1-3 bonds apart, the chain's local fold (0 switches it off)")
-    p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss (O(kN)); default all pairs")
+                   help=f"δ: weight of the chain loss, the geometry loss over residues 1-{w.chain_window} bonds apart (the chain's local fold); 0 switches it off (default: {w.chain_weight:g})")
+    p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss, O(kN) pairs, for large proteins (default: all pairs)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference-channel", dest="reference_channel", action="store_const", const=True,
-                     help="the encoder also sees the base structure rendered at the particle's pose")
+                     help="the encoder also sees the base structure rendered at the particle's pose (default: on)")
     ref.add_argument("--no-reference-channel", dest="reference_channel", action="store_const", const=False)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set any training setting by name (see config.json of a run), e.g. --set decoder_lr_scale=0.3")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: all cores)")
-    p.add_argument("--num-workers", type=nonnegative_int, help="data-loading worker processes (default 0: load in the main process)")
+    p.add_argument("--seed", type=int, help=f"seed of the weights, the hold-out and the particle order (default: {d.data.seed})")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: the cores this process may use)")
+    p.add_argument("--num-workers", type=nonnegative_int, help="data-loading worker processes (default: 0, load in the main process)")
     polarity = p.add_mutually_exclusive_group()
-    polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (override detection)")
-    polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (override detection)")
+    polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (default: detected from the data)")
+    polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (default: detected from the data)")
     p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
     p.add_argument("--force", action="store_true", help="replace the run in the output directory: once the new inputs are read and checked, the files cryogeom wrote there (listed in cryogeom_files.json) are removed; other files stay")
@@ -137,10 +142,12 @@ def main(args: argparse.Namespace) -> int:
             config, particles, base, run_dir, resume=args.resume, force=args.force, ground_truth=args.ground_truth,
             progress=not args.no_progress, command_line=["cryogeom"] + sys.argv[1:], distributed=dist,
         )
-        trainer.fit()
+        result = trainer.fit()
     except TrainingDiverged as exc:
         print(f"cryogeom train: stopped: {exc}", file=sys.stderr)
         return 1
     if dist.rank == 0:
-        print(f"trained model: {run_dir / rd.MODEL}")
+        epochs, done = trainer.config.optimisation.epochs, result["state"]["epoch"]
+        cut = "" if done >= epochs else f" (training cut short by --max-minutes: {done} of {epochs} epochs; continue with --resume)"
+        print(f"trained model: {run_dir / rd.MODEL}{cut}")
     return 0

@@ -57,6 +57,7 @@ th { background: #eef3fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.headline td { font-weight: bold; background: #fff6d8; }
 .note { color: #5a6478; font-size: 0.9em; }
+.warning { color: #8a4b00; background: #fff4e0; border-left: 4px solid #e0a030; padding: 0.4em 0.8em; }
 figure { margin: 1em 0 2em 0; }
 figure img { max-width: 100%; border: 1px solid #dde3ec; }
 figcaption { font-size: 0.9em; color: #3a4356; max-width: 900px; }
@@ -146,11 +147,26 @@ def _accuracy_section(evaluation: dict | None, metrics, stale: bool = False) -> 
     )
 
 
-def _training_section(metrics) -> str:
+def cut_short(metrics, meta: dict) -> str | None:
+    """A sentence when training stopped before its schedule ended (a time budget), else None."""
+    if metrics is None or not len(metrics):
+        return None
+    planned = (meta.get("config") or {}).get("epochs")
+    last = metrics.iloc[-1]
+    partial = "partial_epoch" in metrics.columns and float(last.get("partial_epoch") or 0) == 1
+    done = float(last["epoch"]) - (1 if partial else 0)
+    if planned is None or (not partial and done >= float(planned)):
+        return None
+    return (f"Training was cut short: {done:g} of {int(planned)} epochs done when the time budget (--max-minutes) ran out; "
+            "the schedule did not finish. Continue with cryogeom train … --resume (a larger --max-minutes, or none).")
+
+
+def _training_section(metrics, meta: dict | None = None) -> str:
     if metrics is None:
         return '<h2>Training</h2>\n<p class="note">No metrics.csv yet.</p>'
     last = metrics.iloc[-1]
     rows = []
+    warning = cut_short(metrics, meta or {})
 
     def add(label, column, fmt):
         if column in metrics.columns and np.isfinite(float(last[column])):
@@ -168,7 +184,11 @@ def _training_section(metrics) -> str:
     add("final chain loss", "train_chain", lambda v: f"{v:.3g}")
     add("final bond loss", "train_bond", lambda v: f"{v:.3g}")
     add("final learning rate", "lr", lambda v: f"{v:.3g}")
-    return "<h2>Training</h2>\n" + _table(rows)
+    note = ('<p class="note">The image loss is the mean squared difference per pixel between each particle image '
+            "(standardised on its background) and the render of its predicted conformation; pure noise scores about 1, "
+            "so the gain over 1 is the signal the network explains.</p>")
+    flag = f'<p class="warning" id="cut-short">{_e(warning)}</p>\n' if warning else ""
+    return "<h2>Training</h2>\n" + flag + _table(rows) + "\n" + note
 
 
 def _configuration_section(meta: dict, calibration: dict | None) -> str:
@@ -270,7 +290,7 @@ def build_report(run_dir) -> str:
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
         _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / rd.EVALUATION, run_dir)),
-        _training_section(metrics),
+        _training_section(metrics, meta),
         _figures_section(run_dir),
         _files_section(run_dir),
         _configuration_section(meta, calibration),

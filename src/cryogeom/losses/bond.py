@@ -1,4 +1,4 @@
-"""The bond-length loss L_bond (paper section 2, DESIGN.md "Clarifications").
+"""The bond-length loss L_bond (paper section 2).
 
 ``L_bond = mean over b in batch, (i, j) in bonded_pairs of (‖p_j − p_i‖ − 3.8 Å)²`` — consecutive
 Cα atoms of one chain stay 3.8 Å apart (Chakraborty et al. 2013). Only the listed pairs count, so

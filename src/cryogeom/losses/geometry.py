@@ -1,4 +1,4 @@
-"""The geometry degradation loss (paper eq. 1, DESIGN.md "Clarifications").
+"""The geometry degradation loss (paper eq. 1).
 
 For a predicted Cα cloud ``pred`` [B, N, 3] (Å) and the base structure ``base`` [N, 3] (Å)::
 

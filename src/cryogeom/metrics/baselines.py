@@ -1,12 +1,12 @@
-"""Trivial predictions that put an EMD-RMSD in proportion (DESIGN.md "Results to beat").
+"""Trivial predictions that put an EMD-RMSD in proportion.
 
 Two constant predictions — the same structure for every particle — score:
 
-* **base structure**: the structure the network starts from (the paper's "initialisation", 4.4 Å
-  on ADK); a reconstruction must beat it to have learned anything;
+* **base structure**: the structure the network starts from (the paper's "initialisation"); a
+  reconstruction must beat it to have learned anything;
 * **mean structure**: the average of the ground-truth conformations; it lies "in the middle" of
-  the motion and scores far better (2.19 Å on the ADK path). A reconstruction shows that it has
-  learned the motion only well below this line.
+  the motion and scores far better. A reconstruction shows that it has learned the motion only
+  well below this line.
 
 For a constant prediction every row of the K×K RMSD matrix is the same, so every pairing costs
 the same: its EMD-RMSD equals its mean RMSD, the mean over particles of RMSD(constant, truth_k).

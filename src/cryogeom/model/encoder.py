@@ -2,8 +2,8 @@
 
 Two encoders share one interface, ``encoder(images [B, D, D], rotations [B, 3, 3]) -> z [B, d]``:
 
-* :class:`PaperEncoder` — the paper's CNN (appendix A figure, layer details from the authors' code,
-  DESIGN.md): conv5×5 1→64, BN, pool; conv5×5 64→64, BN, pool; conv3×3 64→256, conv3×3 256→256,
+* :class:`PaperEncoder` — the paper's CNN (appendix A figure; layer details as in the authors' published
+  code): conv5×5 1→64, BN, pool; conv5×5 64→64, BN, pool; conv3×3 64→256, conv3×3 256→256,
   BN, pool; conv3×3 ×2 256→256, BN, pool; conv3×3 256→256, BN, pool; flatten; Linear→256; ReLU;
   Linear→d; ReLU after each conv. About 2.9 M parameters at D = 80.
 * :class:`FastEncoder` — a small stride-2 CNN for Fourier-downsampled images (the CPU default).

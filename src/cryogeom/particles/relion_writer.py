@@ -26,6 +26,7 @@ from cryogeom.imaging.ctf import CTFParams
 from cryogeom.imaging.rotations import matrix_to_euler, relion_origin_from_shift
 from cryogeom.particles.particle_set import CTF_FIELDS
 from cryogeom.particles.relion import RELION_VERSION_LINE, particle_block_name, read_star_blocks
+from cryogeom.particles.stack import StackPathResolver
 
 _CHUNK = 1024  # images per write when the caller gives one array
 
@@ -198,19 +199,39 @@ def _write_mrcs(path: Path, chunks: Iterable[np.ndarray], n: int, pixel: float, 
             mrc.close()
 
 
+def _image_names_from(src_star: Path, names, dst_star: Path, datadir, absolute: bool) -> list[str]:
+    """``rlnImageName`` values of ``src_star`` rewritten to resolve from ``dst_star``'s directory."""
+    resolve = StackPathResolver(src_star, datadir)
+    here = dst_star.absolute().parent
+    out, cache = [], {}
+    for name in names:
+        number, sep, stack = str(name).partition("@")
+        if not sep:
+            number, stack = "", number
+        if stack not in cache:
+            found = resolve(stack).resolve()
+            cache[stack] = str(found) if absolute else os.path.relpath(found, here.resolve())
+        out.append(f"{number}@{cache[stack]}" if sep else cache[stack])
+    return out
+
+
 def write_star_subset(
     src_star: str | os.PathLike,
     indices,
     dst_star: str | os.PathLike,
     *,
     overwrite: bool = False,
+    datadir: str | os.PathLike | None = None,
+    absolute_paths: bool = False,
 ) -> None:
     """Write the particle rows ``indices`` (0-based, in that order, or a boolean mask) of a .star.
 
-    Every column of the particle block keeps its original text, and every other block (the
-    optics table) is copied unchanged, so the subset can be re-imported into RELION or cryoSPARC.
-    ``rlnImageName`` paths are copied as they are: RELION resolves them relative to the project
-    directory, so write the subset where the project can see the same stacks.
+    Every column of the particle block keeps its original text except ``rlnImageName``, and every
+    other block (the optics table) is copied unchanged. Each image's stack is found as cryogeom
+    reads ``src_star`` (``datadir``, then the .star's directory) and written relative to
+    ``dst_star``'s own directory — or absolute with ``absolute_paths`` — so the subset opens from
+    where it lies (cryogeom, cryoDRGN); for RELION, which reads paths relative to its project
+    directory, write it into the project or use ``absolute_paths``.
     """
     src_star, dst_star = Path(src_star), Path(dst_star)
     if dst_star.suffix != ".star":
@@ -230,6 +251,9 @@ def write_star_subset(
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise InputError(f"indices: must be in [0, {n}) for {src_star}; got {idx.min()}..{idx.max()}")
     out = dict(blocks)
-    out[name] = particles.iloc[idx].reset_index(drop=True)
+    subset = particles.iloc[idx].reset_index(drop=True)
+    if "rlnImageName" in subset.columns:
+        subset["rlnImageName"] = _image_names_from(src_star, subset["rlnImageName"], dst_star, datadir, absolute_paths)
+    out[name] = subset
     with atomic_outputs([dst_star], overwrite=overwrite) as (tmp,):
         _write_star_text(out, tmp, relion31="optics" in blocks)

@@ -1,4 +1,4 @@
-"""Which consecutive residues are covalently bonded (the pairs of the bond loss, DESIGN.md).
+"""Which consecutive residues are covalently bonded (the pairs of the bond loss, paper section 2).
 
 Rule: residues i and i+1 (in file order) form a bonded pair when all of these hold
 

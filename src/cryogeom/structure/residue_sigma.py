@@ -15,9 +15,8 @@ times the pixel area. A projected unit 3-D Gaussian is a unit 2-D Gaussian, sepa
 so the average image is one matrix product per batch of rotations.
 
 Accuracy: the images are smooth on the scale of the 1 Å atoms, so the pixel size hardly matters
-(0.1, 0.2 and 0.3 Å give the same σ to 1e-4 Å); the sampling of rotations dominates, with a
-scatter of ~0.03 Å at K = 500 and ≤ 0.005 Å at K = 20,000 (the shipped table), measured against
-the exact rotation average (a radial quadrature, in tests/test_residue_sigma.py).
+(0.1, 0.2 and 0.3 Å give the same σ to 1e-4 Å); the sampling of rotations dominates; the shipped table uses K = 20,000 rotations, and the tests
+check the estimator against the exact rotation average (a radial quadrature).
 """
 
 from __future__ import annotations
@@ -29,13 +28,13 @@ from cryogeom.imaging.rotations import random_rotations
 from cryogeom.structure.chemistry import residue_atoms_about_ca, residue_electrons
 from cryogeom.structure.residues import STANDARD_AMINO_ACIDS
 
-#: σ (Å) per amino acid that the paper's authors used (DESIGN.md, from their code; appendix C).
+#: σ (Å) per amino acid that the paper's authors used (their published code; appendix C).
 REFERENCE_SIGMA_ANGSTROM: dict[str, float] = {
     "ALA": 1.40, "ARG": 2.15, "ASN": 1.65, "ASP": 1.70, "CYS": 1.60, "GLN": 1.85, "GLU": 1.90,
     "GLY": 1.40, "HIS": 1.90, "ILE": 1.60, "LEU": 1.65, "LYS": 1.85, "MET": 1.85, "PHE": 1.95,
     "PRO": 1.50, "SER": 1.45, "THR": 1.55, "TRP": 2.15, "TYR": 2.10, "VAL": 1.50,
 }  # fmt: skip
-#: Electrons per amino acid (Σ Z, hydrogens included) that the paper's authors used (DESIGN.md).
+#: Electrons per amino acid (Σ Z, hydrogens included) that the paper's authors used (their published code).
 REFERENCE_ELECTRONS: dict[str, int] = {
     "ALA": 38, "ARG": 85, "ASN": 60, "ASP": 59, "CYS": 54, "GLN": 68, "GLU": 67, "GLY": 30,
     "HIS": 72, "ILE": 62, "LEU": 62, "LYS": 71, "MET": 70, "PHE": 78, "PRO": 52, "SER": 46,

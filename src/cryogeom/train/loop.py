@@ -105,8 +105,8 @@ class Trainer:
                 raise InputError(f"{self.run_dir / rd.CHECKPOINT}: its 'config' is not what cryogeom train writes ({exc})") from None
         config.check()
         self.config = config
-        # Adam's second moments of tiny gradients underflow to subnormal floats, which are ~100x
-        # slower on x86 CPUs (measured: Adam's step went from 0.9 s to a few ms per batch).
+        # Adam's second moments of tiny gradients underflow to subnormal floats, which are far
+        # slower on x86 CPUs; flush them to zero.
         torch.set_flush_denormal(True)
         if config.runtime.threads:
             torch.set_num_threads(config.runtime.threads)
