@@ -44,7 +44,7 @@ def main() -> None:
         try:
             cfg = preset(name, epochs=1, threads=args.threads)
             tr = Trainer(cfg, particles, base, run, progress=False, log=lambda *a, **k: None)
-            bs = cfg.batch_size
+            bs = cfg.optimisation.batch_size
             idx = tr.train_idx
             for i in range(args.warmup):
                 tr.step(idx[i * bs:(i + 1) * bs])
@@ -53,7 +53,7 @@ def main() -> None:
                 tr.step(idx[i * bs:(i + 1) * bs])
             dt = (time.perf_counter() - t0) / args.steps
             box = tr.model.renderer.settings.box
-            print(f"| {name} | {box} px at {tr.model.renderer.settings.pixel_size_angstrom:.2f} Å | {cfg.density} | {bs} | {dt:.3f} | {bs / dt:.0f} |", flush=True)
+            print(f"| {name} | {box} px at {tr.model.renderer.settings.pixel_size_angstrom:.2f} Å | {cfg.network.density} | {bs} | {dt:.3f} | {bs / dt:.0f} |", flush=True)
         finally:
             shutil.rmtree(run, ignore_errors=True)
 

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cryogeom"
 #: the layers, bottom first: a part may import only parts of lower layers (and itself)
 LAYERS = [
     {"cryogeom", "errors"},
-    {"files"},
+    {"files", "cpu"},
     {"imaging"},
     {"physics", "structure"},
     {"particles", "losses", "metrics", "run_dir", "examples"},

@@ -156,3 +156,10 @@ def test_run_figures_draw_only_what_they_are_given(tmp_path):
     assert [p.name for p in written] == [figures.LOSS_CURVES]
     assert_png_not_blank(written[0])
     assert figures.run_figures(tmp_path / "none") == []
+
+
+def test_chosen_frames_leave_out_the_base_structures_own_frame():
+    displacement = np.tile(np.linspace(0.0, 12.0, 102)[:, None], (1, 5))  # frame 0 is the base: 0 Å everywhere
+    picks = figures.chosen_frames(np.arange(102), 4, displacement)
+    assert picks[0] > 0 and displacement[picks].max(axis=1).min() >= 0.5 and picks[-1] == 101
+    np.testing.assert_array_equal(figures.chosen_frames(np.arange(3), 4, np.zeros((3, 5))), [0, 1, 2])  # nothing moved

@@ -212,3 +212,21 @@ def test_report_renders_in_headless_chromium(synthetic_run, tmp_path):
     colours = np.unique(np.round(image.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
     assert image.std() > 0.05, "the screenshot is blank"
     assert len(colours) > 50, f"the screenshot has only {len(colours)} colours"
+
+
+def test_a_run_cut_short_by_its_budget_says_so(tiny_dataset, tmp_path):
+    from cryogeom.cli import main as cryogeom
+
+    run = tmp_path / "run"
+    status = cryogeom(["train", str(tiny_dataset / "particles.star"), "--structure", str(tiny_dataset / "base.pdb"), "-o", str(run),
+                       "--epochs", "50", "--batch-size", "16", "--max-minutes", "0.002", "--no-progress", "--threads", "1"])
+    assert status == 0
+    assert cryogeom(["report", str(run), "--no-figures"]) == 0
+    page = (run / "report.html").read_text()
+    assert 'id="cut-short"' in page and "of 50 epochs" in page
+    # a run that finished its schedule carries no such flag
+    full = tmp_path / "full"
+    assert cryogeom(["train", str(tiny_dataset / "particles.star"), "--structure", str(tiny_dataset / "base.pdb"), "-o", str(full),
+                     "--epochs", "1", "--batch-size", "16", "--no-progress", "--threads", "1"]) == 0
+    assert cryogeom(["report", str(full), "--no-figures"]) == 0
+    assert 'id="cut-short"' not in (full / "report.html").read_text()

@@ -59,15 +59,24 @@ def save_figure(fig: Figure, path) -> Path:
     return path
 
 
-def chosen_frames(frames, max_panels: int = 4) -> np.ndarray:
-    """Up to ``max_panels`` positions into ``frames`` spread evenly from first to last (ends included)."""
-    n = len(frames)
-    return np.unique(np.round(np.linspace(0, n - 1, min(n, max_panels))).astype(int))
+def chosen_frames(frames, max_panels: int = 4, displacement=None) -> np.ndarray:
+    """Up to ``max_panels`` positions into ``frames`` spread evenly from first to last (ends included).
+
+    With ``displacement`` [F, N], frames that hardly differ from the base structure (every residue
+    within 0.5 Å of it, e.g. the base's own frame) are left out while others remain: their panel
+    would be a column of points at zero displacement.
+    """
+    positions = np.arange(len(frames))
+    if displacement is not None:
+        moved = positions[np.max(np.asarray(displacement), axis=1) >= 0.5]
+        positions = moved if len(moved) else positions
+    n = len(positions)
+    return positions[np.unique(np.round(np.linspace(0, n - 1, min(n, max_panels))).astype(int))]
 
 
 def plot_per_residue_errors(per_residue: PerResidueErrors, path, *, max_panels: int = 4) -> Path:
     """``per_residue_error.png`` (paper Figs. 2-3) for a few frames along the path; see the module docstring."""
-    picks = chosen_frames(per_residue.frames, max_panels)
+    picks = chosen_frames(per_residue.frames, max_panels, per_residue.displacement_angstrom)
     fig = Figure(figsize=(3.2 * len(picks) + 0.6, 3.4), layout="constrained")
     axes = fig.subplots(1, len(picks), sharey=True, squeeze=False)[0]
     top = max(CA_CA_DISTANCE_ANGSTROM + 0.5, 1.08 * float(np.max(per_residue.error_angstrom[picks])))
@@ -94,7 +103,7 @@ def plot_latent_vs_frame(z, frames, path) -> Path:
     ax.scatter(frames, pc1, s=8, color="tab:blue", alpha=0.35, label="particles", zorder=3)
     ax.errorbar(bins.centre, bins.mean, yerr=bins.sd, fmt="o-", color="tab:red", capsize=3, label="mean ± sd", zorder=2)
     ax.set_xlabel("ground-truth frame")
-    ax.set_ylabel(f"PC1 of z ({100 * pca.explained_variance_ratio[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC1 of z ({100 * pca.explained_variance_ratio[0]:.0f}% of variance; latent units)")
     ax.legend(loc="best", fontsize=8)
     save_figure(fig, path)
     return Path(path)

@@ -41,7 +41,20 @@ _KNOWN_OUTPUTS = (
     ("cluster_centres.pdb", "conformations at the k-means cluster centres"),
     ("cluster_nearest.pdb", "the particle nearest each cluster centre"),
     ("pca.png", "latent PCA"),
+    ("pca.json", "principal directions of z and the variance along each"),
+    ("pcs.npy", "each particle's scores on the principal components [n, k]"),
+    ("labels.npy", "each particle's k-means cluster [n]"),
+    ("clusters.json", "k-means centres, sizes and the particle nearest each"),
+    ("analysis.json", "the settings and latents an analysis was made with"),
+    ("cryogeom_files.json", "the files cryogeom wrote into this run"),
+    ("*.star", "a particle subset (cryogeom analyze --select)"),
 )
+_OTHER_CAPTIONS = {
+    "pca.png": "The latent space (cryogeom analyze): the variance each principal component of z carries, and the "
+               "particles on the first components with the PC traversals and k-means centres. z is in latent units: "
+               "the network's own coordinates, whose scale has no physical meaning; the traversal PDBs show what a "
+               "direction does to the structure.",
+}
 _SKIP_DIRS = {rd.FIGURES_DIR, rd.TENSORBOARD_DIR}
 _MAX_LISTED_FILES = 200
 _MAX_OTHER_FIGURES = 20
@@ -236,7 +249,7 @@ def _figures_section(run_dir: Path) -> str:
         return '<h2>Figures</h2>\n<p class="note">No figures yet.</p>'
     parts = ["<h2>Figures</h2>"]
     parts += [_figure(run_dir, png, CAPTIONS.get(png.name, png.stem.replace("_", " "))) for png in pngs]
-    parts += [_figure(run_dir, png, f"written by another command into {png.parent.relative_to(run_dir).as_posix()}/") for png in others]
+    parts += [_figure(run_dir, png, _OTHER_CAPTIONS.get(png.name, f"from {png.parent.relative_to(run_dir).as_posix()}/")) for png in others]
     return "\n".join(parts)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cryogeom import __version__, files
+from cryogeom import __version__, cpu, files
 from cryogeom import run_dir as rd
 from cryogeom.errors import InputError
 from cryogeom.losses.image import image_loss
@@ -108,8 +108,9 @@ class Trainer:
         # Adam's second moments of tiny gradients underflow to subnormal floats, which are far
         # slower on x86 CPUs; flush them to zero.
         torch.set_flush_denormal(True)
-        if config.runtime.threads:
-            torch.set_num_threads(config.runtime.threads)
+        threads = cpu.set_threads(config.runtime.threads)
+        # Threads chosen by cryogeom follow the load; threads the user set stay as set.
+        self.tuner = cpu.ThreadTuner([threads, 1]) if not config.runtime.threads and threads > 1 else None
         self.particles = particles
         self.base = base
         n = particles.n
@@ -337,8 +338,12 @@ class Trainer:
                     if batch is None:  # the last batch is too small for BatchNorm (2 images per process)
                         st.step_in_epoch = n_batches
                         break
+                    if self.tuner is not None:
+                        self.tuner.before_step(st.global_step)
                     values = self.step(batch, n_global)
                     dt = time.monotonic() - t0
+                    if self.tuner is not None:
+                        self.tuner.after_step(st.global_step, dt)
                     st.train_seconds += dt
                     if max_minutes is not None:  # the time budget drives the schedule: processes agree on it
                         st.train_seconds = self.dist.maximum(st.train_seconds)
@@ -370,6 +375,7 @@ class Trainer:
             row.update({f"train_{k}": sums[k] / max(seen, 1) for k in TERMS})
             row["images_per_s"] = seen / max(time.monotonic() - t_epoch, 1e-9)
             row["lr"] = self.learning_rate(st.global_step)
+            row["threads"] = torch.get_num_threads()
             if stopped_early:
                 row["partial_epoch"] = 1
             else:
