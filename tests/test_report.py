@@ -5,7 +5,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,11 +109,12 @@ def test_report_shows_the_numbers_links_and_embedded_figures(synthetic_run):
         assert target in page.hrefs, target
     # Training summary: time, median images/s, epochs.
     assert "4.00 min" in text and "1050.0" in text
-    # Self-contained: figures embedded byte for byte, nothing fetched, no scripts.
+    # Self-contained: figures embedded byte for byte, nothing fetched; the only scripts are the 3D
+    # view's, embedded (3Dmol.js and the view itself), none loaded from anywhere.
     pngs = [(synthetic_run / rel).read_bytes() for rel in ("figures/loss_curves.png", "analysis/pca.png")]
     assert page.srcs == ["data:image/png;base64," + base64.b64encode(png).decode() for png in pngs]
     assert "analysis/pca.png" in page.hrefs
-    assert "script" not in page.tags
+    assert text.count("<script>") == 2 and "<script src" not in text and "<script " not in text
     assert not any(link.startswith(("http:", "https:", "//")) for link in page.hrefs + page.srcs)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
@@ -185,10 +188,10 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/b
 
 def run_chromium(tmp_path, *args) -> subprocess.CompletedProcess:
     """Headless Chromium with a fresh profile, no network services, no GPU."""
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
+    profile = Path(tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path))  # a fresh one per call
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        CHROMIUM, "--headless", "--no-sandbox", *([] if any(a.startswith("--use-angle") for a in args) else ["--disable-gpu"]),
+        "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
         f"--user-data-dir={profile}", *args,
     ]
@@ -230,3 +233,26 @@ def test_a_run_cut_short_by_its_budget_says_so(tiny_dataset, tmp_path):
                      "--epochs", "1", "--batch-size", "16", "--no-progress", "--threads", "1"]) == 0
     assert cryogeom(["report", str(full), "--no-figures"]) == 0
     assert 'id="cut-short"' not in (full / "report.html").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; `make test` does so where it can)")
+def test_the_3d_view_of_the_motion_draws_in_headless_chromium(tiny_run, tiny_dataset, tmp_path):
+    from cryogeom.evaluate.viewer import viewer_section
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["analyze", str(run), "--particles", str(tiny_dataset / "particles.star"), "--no-progress", "--traversal-points", "5"]) == 0
+    assert main(["report", str(run), "--no-figures"]) == 0
+    report = (run / "report.html").read_text()
+    assert 'id="motion-3d"' in report and "PC1 traversal" in report and "https://" not in report.split('id="motion-3d"')[1][:2000]
+    # the section alone, so that the canvas lies where the test looks
+    page = tmp_path / "viewer.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='margin:0'>{viewer_section(run)}</body></html>")
+    webgl = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--virtual-time-budget=3000"]
+    dom = run_chromium(tmp_path, *webgl, "--dump-dom", page.resolve().as_uri()).stdout
+    assert 'data-drawn="yes"' in dom, "the viewer script did not draw"
+    shot = tmp_path / "viewer.png"
+    run_chromium(tmp_path, *webgl, f"--screenshot={shot}", "--window-size=900,800", page.resolve().as_uri())
+    canvas = imread(shot)[..., :3][250:700, 50:850]  # inside the 520 px viewer, below the heading and menu
+    colours = np.unique(np.round(canvas.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    assert canvas.std() > 0.02 and len(colours) > 50, f"the 3D view is blank ({len(colours)} colours)"

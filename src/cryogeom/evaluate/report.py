@@ -11,7 +11,8 @@ Built only from what the run directory holds, so it can be regenerated at any ti
 * links (relative paths) to the output files: model, metrics, evaluation, predictions
   (e.g. ``predict/*.dcd``) and analyses (e.g. ``analysis/*.pdb``) found in the run directory.
 
-No scripts, no external resources: the page opens offline in any browser.
+No external resources: the page opens offline in any browser; its one script is the 3D view of
+the learned motion (:mod:`cryogeom.evaluate.viewer`, 3Dmol.js embedded).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cryogeom import __version__, files
 from cryogeom import run_dir as rd
 from cryogeom.evaluate.evaluation import CA_CA_DISTANCE_ANGSTROM
 from cryogeom.evaluate.figures import CAPTIONS
+from cryogeom.evaluate.viewer import viewer_section
 from cryogeom.run_dir import read_metrics, read_run_metadata
 
 # What files written by other commands hold (glob pattern on the file name -> description).
@@ -303,6 +305,7 @@ def build_report(run_dir) -> str:
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
         _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / rd.EVALUATION, run_dir)),
+        viewer_section(run_dir),
         _training_section(metrics, meta),
         _figures_section(run_dir),
         _files_section(run_dir),

@@ -18,8 +18,8 @@ p = 2 Å); :class:`cryogeom.imaging.forward.ForwardModel` can oversample to remo
 Speed and memory: the Gaussian is separable, so the image of a batch is the batched matrix
 product ``gyᵀ · diag(a) · gx`` of 1-D profiles ``gx, gy [B, M, W]``: memory O(B·M·D), never
 O(B·M·D²). A custom :class:`torch.autograd.Function` computes the gradients with two more batched
-products (~several times faster and leaner than autograd through the elementwise chain; see
-``benchmarks/bench_projector.py``). Only the rectangle of pixels that the Gaussians of the batch
+products (faster and leaner than autograd through the elementwise chain;
+``benchmarks/bench_projector.py`` compares them). Only the rectangle of pixels that the Gaussians of the batch
 reach is computed; the rest of the box is zero-padded (finding the rectangle reads two numbers
 back to the host: one synchronisation per call on a GPU). For large proteins and batches
 (``B · M · W`` above :data:`MAX_PROFILE_ELEMENTS`) the points are splatted in chunks and their
@@ -28,7 +28,7 @@ profiles recomputed in the backward pass, so memory stays O(B·W² + MAX_PROFILE
 Truncation (no denormals): each 1-D profile is ``exp(-z²/2)`` for ``|z| < k`` and exactly 0
 beyond, with ``z = (x_col - x_i)/σ_i`` and ``k = truncate_sigmas`` (default 6). The argument of
 ``exp`` is clamped at ``-k²/2`` first, so ``exp`` never underflows into the subnormal floats that
-made the render ~3× slower on CPU, and no global ``torch.set_flush_denormal`` is needed. At k = 6
+slow the render on CPUs, and no global ``torch.set_flush_denormal`` is needed. At k = 6
 the profile jumps by ``exp(-18) = 1.5e-8`` of its peak at the cut and loses ``erfc(6/√2) = 2e-9``
 of its mass: below float32 resolution. The hand-written gradient is the exact derivative of the
 truncated profile (zero beyond the cut).

@@ -21,7 +21,7 @@ anti-aliasing filter and a CTF applied on the grid (paper eq. 4) sees.
 How (and why this way)
 ----------------------
 A direct Fourier sum ``Σ_atoms F_a(q) exp(-2πi q·r_a)`` is O(A·D²) complex exponentials per image
-(3,341 ADK atoms × 80² ≈ 2·10⁷ per image, ≈ 0.5 s: 8 h for 60k images on 2 cores) — it is kept as
+(far too slow for data sets of tens of thousands of images) — it is kept as
 the float64 reference (:func:`project_atoms_reference`). The fast path splats each Gaussian term
 separably on a grid ``oversample`` times finer: the 1-D integral of each Gaussian over each fine
 pixel is a difference of ``erf`` at the pixel edges (exact for any width, including the

@@ -36,10 +36,9 @@ torch generator of its ice field, :func:`~cryogeom.simulate.ice.torch_generator`
 noise), so a data set is the same whatever the number of workers, the chunking or the number of
 images rendered together (:data:`IMAGES_PER_PASS`).
 
-Speed (all-atom ADK, 3,341 atoms, D = 80, ice, CTF canvas 300 px): ≈ 1.8 ms of CPU per image (16 ms
-before the Fourier-space projection), spent on the projection (≈ 35 %: spreading 3,341 atoms onto
-6 × 6 grid points each, five 176² FFTs), the CTF canvas (≈ 45 %: 90,000 normal numbers of ice, the
-CTF, three FFTs of 300²) and the detector (≈ 15 %: Poisson draws); ``benchmarks/bench_simulate.py``.
+Speed: the time goes to the projection (spreading each atom onto a few grid points, a few FFTs),
+the CTF canvas (the ice's normal numbers, the CTF, FFTs of the padded canvas) and the detector
+(Poisson draws); ``benchmarks/bench_simulate.py`` measures it (figures in BENCHMARKS.md).
 
 Defaults and their reasons: 300 kV, Cs 2.7 mm, 20,000 Å defocus, 1 Å/px, 80 px, 50 e/Å² (the
 paper's ADK data); amplitude contrast 0.07, the usual value for protein in vitreous ice (cisTEM's
