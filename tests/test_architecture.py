@@ -18,7 +18,7 @@ LAYERS = [
     {"imaging"},
     {"physics", "structure"},
     {"particles", "losses", "metrics", "run_dir", "examples"},
-    {"model", "simulate"},
+    {"model", "simulate", "reconstruct"},
     {"train"},
     {"analysis"},
     {"evaluate"},
