@@ -440,3 +440,25 @@ def test_missing_run_and_non_star_selection_are_refused(tmp_path, tiny_run, anal
         capsys,
     )
     assert status == 2 and "RELION .star" in err
+
+
+def test_maps_of_the_states_are_made_and_checked_against_their_models(tiny_run, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    status, out, err = _run_cli(["analyze", str(run), "--clusters", "2", "--traversal-points", "5", "--maps", "--no-progress"], capsys)
+    assert status == 0, err
+    maps = json.loads((run / "analysis" / "maps" / "maps.json").read_text())["maps"]
+    labels = np.load(run / "analysis" / "labels.npy")
+    for m in maps:
+        k = int(m["name"].removeprefix("cluster"))
+        assert m["n_particles"] == int(np.sum(labels == k)) >= 20
+        assert (run / "analysis" / "maps" / m["file"]).is_file()
+        assert len(m["fsc_model_vs_map"]) == len(m["fsc_base_vs_map"]) == len(m["frequencies_per_angstrom"]) == 16
+        assert m["fsc_half_maps"][1] > 0.3 and isinstance(m["supported"], bool)
+    assert maps and "FSC = 0.143 at" in out
+    assert (run / "analysis" / "maps_fsc.png").is_file()
+    assert main(["report", str(run), "--no-figures"]) == 0
+    page = (run / "report.html").read_text()
+    assert "analysis/maps_fsc.png" in page and "Maps of the states from their own particles" in page

@@ -116,3 +116,29 @@ def test_too_few_particles_is_one_line(tiny_dataset, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1 and "few.star" in err and "at least 20" in err
     assert not (tmp_path / "maps").exists()
+
+
+def test_particles_of_two_voxel_sizes_are_one_line(capsys, tmp_path):
+    from pathlib import Path
+
+    star = Path(__file__).parent / "data" / "particles" / "relion31_two_groups.star"
+    status = cryogeom(["reconstruct", str(star), "-o", str(tmp_path / "maps"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "relion31_two_groups.star" in err and "pixel sizes" in err
+
+
+def test_a_latent_region_of_a_run(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    status = cryogeom(["reconstruct", str(run), "--select", "cluster=0", "-o", str(tmp_path / "maps"), "--no-progress"])
+    assert status == 2 and "cryogeom analyze" in capsys.readouterr().err  # no analysis yet
+    assert cryogeom(["analyze", str(run), "--clusters", "2", "--traversal-points", "5", "--no-progress"]) == 0
+    labels = np.load(run / "analysis" / "labels.npy")
+    k = int(np.argmax(np.bincount(labels)))
+    capsys.readouterr()
+    assert cryogeom(["reconstruct", str(run), "--select", f"cluster={k}", "-o", str(tmp_path / "maps"), "--no-progress"]) == 0
+    assert f"reconstructed {int(np.sum(labels == k))} particles" in capsys.readouterr().out
+    with mrcfile.open(tmp_path / "maps" / "map.mrc") as m:
+        assert m.data.shape == (32, 32, 32) and float(m.voxel_size.x) == pytest.approx(2.5)

@@ -46,6 +46,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poses", help="cryoDRGN pose .pkl (with an .mrcs particle stack)")
     p.add_argument("--ctf", help="cryoDRGN CTF .pkl (with an .mrcs particle stack)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per encoder batch (default: 256)")
+    p.add_argument("--maps", action="store_true",
+                   help="also reconstruct a map from the particles of each cluster (and of --select), without the network, and "
+                        "compare each with its state's model and the base structure by FSC (analysis/maps/, maps_fsc.png)")
     p.add_argument("--force", action="store_true", help="overwrite an existing analysis or OUT.star")
     p.add_argument("--no-progress", action="store_true")
 
@@ -117,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--pcs: expected 1 to {latent_dim} (the run's latent dimension), got {args.pcs}")
     check_outputs(out, settings, force=args.force)
 
-    particles_path, trained_n = _particle_file(args, run, needed=args.z is None or selection is not None)
+    particles_path, trained_n = _particle_file(args, run, needed=args.z is None or selection is not None or args.maps)
     if star_out is not None and star_out.exists() and star_out.resolve() == Path(particles_path).resolve():
         raise InputError(f"-o-star {star_out}: is the particle file itself; choose another name")
     if selection is not None and Path(particles_path).suffix.lower() != ".star":
@@ -167,4 +170,18 @@ def main(args: argparse.Namespace) -> int:
         write_star_subset(particles_path, np.flatnonzero(keep), star_out, overwrite=args.force, datadir=args.datadir,
                           absolute_paths=args.absolute_paths)
         print(f"selected {int(keep.sum())} of {len(z)} particles ({selection}): {star_out}")
+    if args.maps:
+        from cryogeom.analysis.decode import decode_latents
+        from cryogeom.analysis.state_maps import cluster_maps
+
+        if args.z is not None:
+            particles = read_particles(particles_path, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+        centres = decode_latents(run, analysis.clusters.centres)
+        selected_ca = decode_latents(run, z[keep].mean(axis=0, keepdims=True))[0] if keep is not None else None
+        results = cluster_maps(run, particles, analysis.clusters.labels, centres, out, selection=keep, selection_ca=selected_ca,
+                               progress=not args.no_progress)
+        for r in results:
+            verdict = "model fits better than the base structure" if r["supported"] else "model does not fit better than the base structure"
+            print(f"map {r['file']}: {r['n_particles']} particles, FSC = 0.143 at {r['resolution_angstrom']:.2f} Å; "
+                  f"mean FSC model {r['mean_fsc_model_vs_map']:.3f} vs base {r['mean_fsc_base_vs_map']:.3f}: {verdict}")
     return 0

@@ -5,9 +5,13 @@ particles, split into two half sets at random (fixed by --seed). Writes OUT/half
 map.mrc (voxel size of the particles; origin so that structures in the particles' frame overlay
 it in ChimeraX) and fsc.csv, and prints the resolution at FSC = 0.143.
 
+PARTICLES is a particle file, or a run directory with --select (the particles of a latent
+region of the run's analysis, as `cryogeom analyze --select` takes them; the run's own polarity).
+
 Examples:
   cryogeom reconstruct sim/particles.star -o maps/
   cryogeom reconstruct cluster3.star -o maps/cluster3/
+  cryogeom reconstruct run/ --select "cluster=3" -o maps/cluster3/
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from cryogeom.cli._types import nonnegative_int, positive_float, positive_int
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("particles", help="particles: RELION .star, cryoSPARC .cs, or an .mrcs with --poses/--ctf")
+    p.add_argument("particles", help="particles: RELION .star, cryoSPARC .cs, an .mrcs with --poses/--ctf, or a run directory with --select")
+    p.add_argument("--select", metavar="EXPR", help='with a run directory: the latent region, e.g. cluster=3 or "pc1<-0.5" (needs RUN/analysis)')
     p.add_argument("-o", "--output", required=True, help="output directory (new, or holding an earlier reconstruction with --force)")
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to (default: the file's own)")
     p.add_argument("--poses", help="cryoDRGN pose .pkl (for an .mrcs/.txt particle stack)")
@@ -34,9 +39,26 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _run_polarity(run_dir) -> bool:
+    """The contrast polarity the run detected (its calibration.json): True = protein bright."""
+    import json
+    from pathlib import Path
+
+    from cryogeom import run_dir as rd
+    from cryogeom.errors import InputError
+
+    path = Path(run_dir) / rd.CALIBRATION
+    try:
+        return bool(json.loads(path.read_text())["invert_data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: missing or unreadable; give --invert-data or --no-invert-data") from None
+
+
 def main(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
+
+    import numpy as np
 
     from cryogeom import files
     from cryogeom.errors import InputError
@@ -49,9 +71,34 @@ def main(args: argparse.Namespace) -> int:
     if existing and not args.force:
         raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to replace them")
     files.check_writable_dir(out, "output directory (-o)")
-    particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+    indices, invert = None, args.invert
+    source = Path(args.particles)
+    if source.is_dir():
+        from cryogeom import run_dir as rd
+        from cryogeom.analysis.selection import parse_selection
+
+        if args.select is None:
+            raise InputError(f"{source}: is a directory; give --select EXPR to reconstruct a latent region of this run")
+        selection = parse_selection(args.select)
+        analysis = source / rd.ANALYSIS_DIR
+        for name in ("labels.npy", "pcs.npy"):
+            if not (analysis / name).is_file():
+                raise InputError(f"{analysis / name}: missing; run cryogeom analyze {source} first")
+        labels, scores = np.load(analysis / "labels.npy"), np.load(analysis / "pcs.npy")
+        particles = read_particles(rd.run_particles_path(source), datadir=args.datadir, poses=args.poses, ctf=args.ctf)
+        if len(labels) != particles.n:
+            raise InputError(f"{analysis / 'labels.npy'}: labels {len(labels)} particles but the run's particle file holds {particles.n}")
+        keep = selection.mask(scores, labels, int(labels.max()) + 1)
+        indices = np.flatnonzero(keep)
+        rd.read_run_metadata(source)  # a run directory, readable
+        if invert is None:
+            invert = _run_polarity(source)
+    else:
+        if args.select is not None:
+            raise InputError("--select: needs a run directory (with its analysis) as PARTICLES")
+        particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
     started = time.perf_counter()
-    rec = reconstruct(particles, invert=True if args.invert is None else args.invert, batch_size=args.batch_size,
+    rec = reconstruct(particles, indices, invert=True if invert is None else invert, batch_size=args.batch_size,
                       seed=args.seed, tikhonov=args.tikhonov, progress=not args.no_progress)
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)

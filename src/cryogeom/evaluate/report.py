@@ -50,6 +50,8 @@ _KNOWN_OUTPUTS = (
     ("analysis.json", "the settings and latents an analysis was made with"),
     ("cryogeom_files.json", "the files cryogeom wrote into this run"),
     ("*.star", "a particle subset (cryogeom analyze --select)"),
+    ("*.mrc", "a map reconstructed from particles (cryogeom analyze --maps, cryogeom reconstruct)"),
+    ("maps.json", "resolution and model-vs-map FSC of each state's map"),
 )
 _OTHER_CAPTIONS = {
     "pca.png": "The latent space (cryogeom analyze): the variance each principal component of z carries, and the "
@@ -57,6 +59,11 @@ _OTHER_CAPTIONS = {
                "the network's own coordinates, whose scale has no physical meaning; the traversal PDBs show what a "
                "direction does to the structure.",
 }
+_OTHER_CAPTIONS["maps_fsc.png"] = (
+    "Maps of the states from their own particles (cryogeom analyze --maps; no network): for each cluster the FSC "
+    "between its half maps (grey), between the map and its state's model (blue) and between the map and the base "
+    "structure (orange, dashed). A state whose model fits its map better than the base structure does is supported "
+    "by the data.")
 _SKIP_DIRS = {rd.FIGURES_DIR, rd.TENSORBOARD_DIR}
 _MAX_LISTED_FILES = 200
 _MAX_OTHER_FIGURES = 20

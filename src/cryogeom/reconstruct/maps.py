@@ -41,11 +41,12 @@ def reconstruct(particles, indices=None, *, invert: bool = True, batch_size: int
     """Reconstruct ``particles[indices]`` (all by default). ``invert``: the images have protein
     bright (RELION's convention) and are negated to the forward model's contrast."""
     idx = np.arange(particles.n) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
-    if len(idx) < 2 * MIN_PER_HALF:
-        raise InputError(f"{particles.source_path}: {len(idx)} particles selected; two half maps need at least {2 * MIN_PER_HALF}")
     pixels = np.unique(np.round(particles.pixel_size_angstrom[idx], 6))
     if len(pixels) > 1:
-        raise InputError(f"{particles.source_path}: the particles have different pixel sizes ({', '.join(map(str, pixels[:4]))} Å)")
+        raise InputError(f"{particles.source_path}: the particles have different pixel sizes ({', '.join(f'{p:g}' for p in pixels[:4])} Å); "
+                         "one map needs one voxel size: reconstruct each optics group on its own")
+    if len(idx) < 2 * MIN_PER_HALF:
+        raise InputError(f"{particles.source_path}: {len(idx)} particles selected; two half maps need at least {2 * MIN_PER_HALF}")
     pixel = float(pixels[0])
     half = np.random.default_rng([seed, 17]).permutation(len(idx)) % 2  # a fixed random split
     dataset = ParticleDataset(particles, indices=idx)
@@ -69,13 +70,14 @@ def reconstruct(particles, indices=None, *, invert: bool = True, batch_size: int
     return Reconstruction(full, half1, half2, freq, fsc, resolution_at(freq, fsc), pixel, len(idx))
 
 
-def write_map(path, volume: np.ndarray, pixel_size_angstrom: float) -> None:
-    """``volume`` [D, D, D] (z, y, x) as an MRC file whose coordinates are the structures': voxel
-    D // 2 at the origin."""
+def write_map(path, volume: np.ndarray, pixel_size_angstrom: float, centre_angstrom=(0.0, 0.0, 0.0)) -> None:
+    """``volume`` [D, D, D] (z, y, x) as an MRC file whose voxel D // 2 lies at ``centre_angstrom``
+    (x, y, z) — the particles' rotation centre in the coordinates of the structures it should
+    overlay (the origin for simulated data; a run's base-structure centroid for its maps)."""
     d = volume.shape[0]
+    origin = np.asarray(centre_angstrom, dtype=np.float64) - (d // 2) * pixel_size_angstrom
     with atomic_output(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))
             mrc.voxel_size = pixel_size_angstrom
-            origin = -(d // 2) * pixel_size_angstrom
-            mrc.header.origin = (origin, origin, origin)
+            mrc.header.origin = tuple(float(o) for o in origin)
