@@ -91,6 +91,17 @@ def check_writable_dir(path: Path, what: str = "output directory") -> None:
         raise InputError(f"{path}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
+def check_output_dir(out: PathLike, names, *, force: bool, what: str = "output directory (-o)") -> Path:
+    """``out`` as a Path after checking that it can be written to and, unless ``force``, that it
+    holds none of the files ``names`` a command would write there."""
+    out = Path(out)
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not force:
+        raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to replace them")
+    check_writable_dir(out, what)
+    return out
+
+
 def check_writable(paths: Sequence[Path], *, overwrite: bool) -> None:
     """:class:`InputError` if a target exists (and ``overwrite`` is false), is a directory, or its
     directory is missing."""

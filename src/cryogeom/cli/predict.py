@@ -34,18 +34,13 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cryogeom.errors import InputError
-    from cryogeom.files import check_writable_dir, save_npy
+    from cryogeom.files import check_output_dir, save_npy
     from cryogeom.particles.read import read_particles
     from cryogeom.structure.write import write_dcd, write_pdb
     from cryogeom.train.inference import predict
     from cryogeom.train.run import load_run
 
-    out = Path(args.output)
-    names = ["z.npy", "ca.npy", "conformations.dcd", "topology.pdb"]
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not args.force:
-        raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
-    check_writable_dir(out, "output directory (-o)")
+    out = check_output_dir(args.output, ["z.npy", "ca.npy", "conformations.dcd", "topology.pdb"], force=args.force)
     run = load_run(args.run)
     particles = read_particles(args.particles, datadir=args.datadir, poses=args.poses, ctf=args.ctf)
     z, ca = predict(run, particles, batch_size=args.batch_size, progress=not args.no_progress)

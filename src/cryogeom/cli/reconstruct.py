@@ -65,12 +65,7 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.particles.read import read_particles
     from cryogeom.reconstruct.maps import reconstruct, write_map
 
-    out = Path(args.output)
-    names = ["map.mrc", "half1.mrc", "half2.mrc", "fsc.csv"]
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not args.force:
-        raise InputError(f"{out}: already holds {', '.join(existing)}; use --force to replace them")
-    files.check_writable_dir(out, "output directory (-o)")
+    out = files.check_output_dir(args.output, ["map.mrc", "half1.mrc", "half2.mrc", "fsc.csv"], force=args.force)
     indices, invert = None, args.invert
     source = Path(args.particles)
     if source.is_dir():
