@@ -59,6 +59,7 @@ def test_noiseless_particles_give_back_their_density(one_frame):
     truth = _direct_render(read_structure(one_frame / "base.pdb"))
     assert _correlation(rec.full, truth) >= 0.95
     assert rec.fsc[: BOX // 4].min() > 0.95  # noiseless halves agree to half Nyquist
+    assert rec.fsc_masked[: BOX // 4].min() > 0.95 and rec.resolution_masked_angstrom <= rec.resolution_angstrom + 0.5
     # a wrong pose convention (the transposed rotation) gives a blurred, wrong map: at 5 Å far worse
     wrong = read_particles(one_frame / "particles.star")
     wrong.rotations = np.swapaxes(wrong.rotations, -1, -2)

@@ -2,8 +2,9 @@
 
 A direct Fourier reconstruction (CTF-weighted insertion, Wiener/Tikhonov division) of the
 particles, split into two half sets at random (fixed by --seed). Writes OUT/half1.mrc, half2.mrc,
-map.mrc (voxel size of the particles; origin so that structures in the particles' frame overlay
-it in ChimeraX) and fsc.csv, and prints the resolution at FSC = 0.143.
+map.mrc (voxel size of the particles; origin so that structures in the particles' frame — or, for
+a run, the run's PDB and DCD files — overlay it in ChimeraX) and fsc.csv (unmasked, and inside a
+soft sphere of 0.8 box diameters), and prints the resolutions at FSC = 0.143.
 
 PARTICLES is a particle file, or a run directory with --select (the particles of a latent
 region of the run's analysis, as `cryogeom analyze --select` takes them; the run's own polarity).
@@ -66,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.reconstruct.maps import reconstruct, write_map
 
     out = files.check_output_dir(args.output, ["map.mrc", "half1.mrc", "half2.mrc", "fsc.csv"], force=args.force)
-    indices, invert = None, args.invert
+    indices, invert, centre = None, args.invert, (0.0, 0.0, 0.0)
     source = Path(args.particles)
     if source.is_dir():
         from cryogeom import run_dir as rd
@@ -88,6 +89,10 @@ def main(args: argparse.Namespace) -> int:
         rd.read_run_metadata(source)  # a run directory, readable
         if invert is None:
             invert = _run_polarity(source)
+        from cryogeom.structure.read import read_structure
+
+        # the run's particles rotate about its base structure's Cα centroid: the map overlays its PDBs there
+        centre = read_structure(source / rd.BASE).ca_centroid()
     else:
         if args.select is not None:
             raise InputError("--select: needs a run directory (with its analysis) as PARTICLES")
@@ -98,10 +103,12 @@ def main(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     for name, volume in (("half1.mrc", rec.half1), ("half2.mrc", rec.half2), ("map.mrc", rec.full)):
-        write_map(out / name, volume, rec.pixel_size_angstrom)
-    lines = ["frequency_per_angstrom,resolution_angstrom,fsc"]
-    lines += [f"{f:.6f},{(1 / f if f > 0 else float('inf')):.3f},{c:.5f}" for f, c in zip(rec.frequencies_per_angstrom, rec.fsc)]
+        write_map(out / name, volume, rec.pixel_size_angstrom, centre)
+    lines = ["frequency_per_angstrom,resolution_angstrom,fsc,fsc_masked"]
+    lines += [f"{f:.6f},{(1 / f if f > 0 else float('inf')):.3f},{c:.5f},{m:.5f}"
+              for f, c, m in zip(rec.frequencies_per_angstrom, rec.fsc, rec.fsc_masked)]
     files.write_text(out / "fsc.csv", "\n".join(lines) + "\n")
     print(f"reconstructed {rec.n_particles} particles of {particles.box} px at {rec.pixel_size_angstrom:g} Å in {seconds:.1f} s: "
-          f"FSC = 0.143 at {rec.resolution_angstrom:.2f} Å (half maps); wrote {out}/map.mrc, half1.mrc, half2.mrc, fsc.csv")
+          f"FSC = 0.143 at {rec.resolution_angstrom:.2f} Å (half maps; {rec.resolution_masked_angstrom:.2f} Å masked); "
+          f"wrote {out}/map.mrc, half1.mrc, half2.mrc, fsc.csv")
     return 0

@@ -32,6 +32,8 @@ class Reconstruction:
     frequencies_per_angstrom: np.ndarray  # [S]
     fsc: np.ndarray  # [S], between the half maps
     resolution_angstrom: float  # at FSC = 0.143
+    fsc_masked: np.ndarray  # [S], between the half maps inside a soft sphere (:func:`soft_sphere`)
+    resolution_masked_angstrom: float
     pixel_size_angstrom: float
     n_particles: int
 
@@ -67,7 +69,20 @@ def reconstruct(particles, indices=None, *, invert: bool = True, batch_size: int
     half1, half2 = accumulators[0].volume(tikhonov), accumulators[1].volume(tikhonov)
     full = accumulators[0].merged(accumulators[1]).volume(tikhonov)
     freq, fsc = fourier_shell_correlation(half1, half2, pixel)
-    return Reconstruction(full, half1, half2, freq, fsc, resolution_at(freq, fsc), pixel, len(idx))
+    mask = soft_sphere(particles.box)
+    _, fsc_masked = fourier_shell_correlation(half1 * mask, half2 * mask, pixel)
+    return Reconstruction(full, half1, half2, freq, fsc, resolution_at(freq, fsc), fsc_masked, resolution_at(freq, fsc_masked),
+                          pixel, len(idx))
+
+
+def soft_sphere(box: int, radius_fraction: float = 0.4, edge_voxels: float = 4.0) -> np.ndarray:
+    """[D, D, D] 1 inside a sphere of ``radius_fraction``·D about voxel D // 2, falling to 0 over
+    ``edge_voxels`` with a raised cosine: the mask of the masked FSC (noise outside the particle left out)."""
+    c = np.arange(box) - box // 2
+    r = np.sqrt(c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2)
+    inner = radius_fraction * box
+    t = np.clip((r - inner) / edge_voxels, 0.0, 1.0)
+    return 0.5 * (1 + np.cos(np.pi * t))
 
 
 def write_map(path, volume: np.ndarray, pixel_size_angstrom: float, centre_angstrom=(0.0, 0.0, 0.0)) -> None:
