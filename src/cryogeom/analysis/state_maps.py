@@ -23,15 +23,17 @@ from cryogeom.reconstruct.model_map import mean_fsc_to, model_density
 MAPS_DIR = "maps"
 
 
-def state_map(run, particles, indices, model_ca: np.ndarray, name: str, out_dir: Path, *, progress: bool = True) -> dict:
+def state_map(run, particles, indices, model_ca: np.ndarray, name: str, out_dir: Path, *, base_density=None,
+              progress: bool = True) -> dict:
     """Reconstruct ``particles[indices]``, write ``out_dir/NAME.mrc``, and compare with the model
-    ``model_ca`` [N, 3] (base-structure frame) and the base structure."""
+    ``model_ca`` [N, 3] (base-structure frame) and the base structure (whose density on the map's
+    grid, ``base_density``, is drawn here unless given)."""
     rec = reconstruct(particles, indices, invert=run.calibration.invert_data, progress=progress)
     centre = run.base_centroid
     write_map(out_dir / f"{name}.mrc", rec.full, rec.pixel_size_angstrom, centre)
     box, pixel = rec.full.shape[0], rec.pixel_size_angstrom
     model = model_density(run.model.density, np.asarray(model_ca, dtype=np.float64) - centre, box, pixel)
-    base = model_density(run.model.density, run.base.ca - centre, box, pixel)
+    base = base_density if base_density is not None else model_density(run.model.density, run.base.ca - centre, box, pixel)
     freq, fsc_model = fourier_shell_correlation(rec.full, model, pixel)
     _, fsc_base = fourier_shell_correlation(rec.full, base, pixel)
     model_mean, base_mean = mean_fsc_to(freq, fsc_model, rec.resolution_angstrom), mean_fsc_to(freq, fsc_base, rec.resolution_angstrom)
@@ -52,13 +54,16 @@ def cluster_maps(run, particles, labels: np.ndarray, centres_ca: np.ndarray, out
     folder = Path(out_dir) / MAPS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     results = []
+    pixel = float(np.median(particles.pixel_size_angstrom))
+    base = model_density(run.model.density, run.base.ca - run.base_centroid, particles.box, pixel)  # the same for every state
     for k in range(len(centres_ca)):
         members = np.flatnonzero(labels == k)
         if len(members) < 2 * MIN_PER_HALF:
             continue
-        results.append(state_map(run, particles, members, centres_ca[k], f"cluster{k}", folder, progress=progress))
+        results.append(state_map(run, particles, members, centres_ca[k], f"cluster{k}", folder, base_density=base, progress=progress))
     if selection is not None and int(np.sum(selection)) >= 2 * MIN_PER_HALF:
-        results.append(state_map(run, particles, np.flatnonzero(selection), selection_ca, "selection", folder, progress=progress))
+        results.append(state_map(run, particles, np.flatnonzero(selection), selection_ca, "selection", folder, base_density=base,
+                                 progress=progress))
     files.write_json(folder / "maps.json", {"maps": results})
     plot_state_fsc(results, Path(out_dir) / "maps_fsc.png")
     return results
