@@ -67,8 +67,10 @@ def main() -> None:
     particles = read_particles(data_dir / "particles.star")
     with np.load(data_dir / "ground_truth.npz", allow_pickle=False) as g:
         truth, frame_of = g["ca"].astype(np.float64), g["frame"]
-    centroid = torch.as_tensor(run.base_centroid, dtype=torch.float32)
-    frames = torch.as_tensor(truth, dtype=torch.float32) - centroid
+        # the ground truth is about each frame's Cα centroid; the network's frame about the rotation centre
+        offset = g["rotation_centre_offset_angstrom"] if "rotation_centre_offset_angstrom" in g.files else np.zeros(3)
+    to_truth = torch.as_tensor(offset, dtype=torch.float32)
+    frames = torch.as_tensor(truth, dtype=torch.float32) - to_truth
     n_frames = len(truth)
     box = model.renderer.settings.box
     invert = run.calibration.invert_data
@@ -84,7 +86,7 @@ def main() -> None:
     network_sse = np.zeros(k)
     for pos, img, rot, shift, ctf in batches(dataset, k, 50, invert):
         z, ca, render = model(img, rot, shift, ctf)
-        z_all[pos], pred[pos] = z.numpy(), (ca + centroid).numpy()
+        z_all[pos], pred[pos] = z.numpy(), (ca + to_truth).numpy()
         network_sse[pos] = ((render - img) ** 2).sum((1, 2)).numpy()
         for f in range(n_frames):
             render = model.render(frames[f].expand(len(pos), -1, -1), rot, shift, ctf)

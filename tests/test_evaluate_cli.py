@@ -135,10 +135,11 @@ def _bad_ground_truth(tmp_path, tiny_dataset, kind):
     if kind == "count":
         data["frame"] = data["frame"][:50]
         data.pop("rotations")
+        data.pop("written_rotations")
     elif kind == "residues":
         data["ca"] = data["ca"][:, :200]
     elif kind == "poses":
-        data["rotations"] = data["rotations"][::-1]
+        data["written_rotations"] = data["written_rotations"][::-1]  # the poses in the .star
     path = tmp_path / f"gt_{kind}.npz"
     np.savez(path, **data)
     return path

@@ -33,7 +33,7 @@ def _direct_render(structure) -> np.ndarray:
     """The frame's potential on the map's grid, drawn directly in 3-D from the same atoms and
     scattering factors (each a sum of Gaussians, with the simulation's envelope B)."""
     weight, sigma = projected_potential_gaussians(structure.atom_elements, ENVELOPE_B)
-    c = torch.as_tensor((np.arange(BOX) - BOX // 2) * PIXEL)
+    c = torch.as_tensor(np.arange(BOX) * PIXEL)  # a map with zero origin: the frame of base.pdb
     pos = torch.as_tensor(structure.atom_positions)
     vol = torch.zeros(BOX, BOX, BOX, dtype=torch.float64)
     for i in range(weight.shape[1]):

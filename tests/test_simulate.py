@@ -255,7 +255,9 @@ def test_cli_writes_the_data_set(tmp_path, adk):
     assert particles.amplitude_contrast[0] == pytest.approx(0.07)
     base = read_structure(out / "base.pdb")
     assert base.n_atoms == adk.structure.n_atoms
-    np.testing.assert_allclose(base.ca, truth["ca"][0], atol=1e-3)  # base.pdb is frame 0 as the ground truth
+    # base.pdb is frame 0 of the ground truth in the map's frame: the rotation centre (here the Cα
+    # centroid) at the box centre, (D // 2) · pixel on each axis
+    np.testing.assert_allclose(base.ca, truth["ca"][0] + 16 * 2.0, atol=1e-3)
     record = json.loads((out / "simulation.json").read_text())
     assert record["settings"]["box"] == 32 and record["n_particles"] == 6
     # a non-empty directory is refused without --force

@@ -54,11 +54,14 @@ FIGURES_DIR = "figures"
 ANALYSIS_DIR = "analysis"
 TENSORBOARD_DIR = "tensorboard"
 MANIFEST = "cryogeom_files.json"
+PARTICLE_QUALITY = "particles.npz"
+REFINED_STAR = "refined_particles.star"
 
 #: a directory holding one of these holds a run
 MARKERS = (CONFIG, CHECKPOINT, MODEL)
 #: what ``cryogeom train`` writes
-TRAIN_WRITES = (CONFIG, BASE, VALIDATION_INDICES, TRAINING_INDICES, CALIBRATION, METRICS, CHECKPOINT, MODEL, TENSORBOARD_DIR)
+TRAIN_WRITES = (CONFIG, BASE, VALIDATION_INDICES, TRAINING_INDICES, CALIBRATION, METRICS, CHECKPOINT, MODEL, TENSORBOARD_DIR,
+                PARTICLE_QUALITY, REFINED_STAR)
 #: everything a run directory holds that cryogeom writes
 RUN_NAMES = (*TRAIN_WRITES, EVALUATION, REPORT, FIGURES_DIR, ANALYSIS_DIR)
 #: what each file is, for the report's list of files
@@ -72,6 +75,8 @@ DESCRIPTIONS = {
     BASE: "base structure",
     VALIDATION_INDICES: "held-out particles",
     TRAINING_INDICES: "training particles",
+    PARTICLE_QUALITY: "per particle: score, junk probability, pose correction",
+    REFINED_STAR: "the particles with their refined poses (RELION .star)",
 }
 
 

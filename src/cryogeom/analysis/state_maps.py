@@ -29,7 +29,7 @@ def state_map(run, particles, indices, model_ca: np.ndarray, name: str, out_dir:
     ``model_ca`` [N, 3] (base-structure frame) and the base structure (whose density on the map's
     grid, ``base_density``, is drawn here unless given)."""
     rec = reconstruct(particles, indices, invert=run.calibration.invert_data, progress=progress)
-    centre = run.base_centroid
+    centre = run.rotation_centre
     write_map(out_dir / f"{name}.mrc", rec.full, rec.pixel_size_angstrom, centre)
     box, pixel = rec.full.shape[0], rec.pixel_size_angstrom
     model = model_density(run.model.density, np.asarray(model_ca, dtype=np.float64) - centre, box, pixel)
@@ -55,7 +55,7 @@ def cluster_maps(run, particles, labels: np.ndarray, centres_ca: np.ndarray, out
     folder.mkdir(parents=True, exist_ok=True)
     results = []
     pixel = float(np.median(particles.pixel_size_angstrom))
-    base = model_density(run.model.density, run.base.ca - run.base_centroid, particles.box, pixel)  # the same for every state
+    base = model_density(run.model.density, run.base.ca - run.rotation_centre, particles.box, pixel)  # the same for every state
     for k in range(len(centres_ca)):
         members = np.flatnonzero(labels == k)
         if len(members) < 2 * MIN_PER_HALF:

@@ -30,6 +30,7 @@ positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positi
 nonnegative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+fraction = _checked(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 box_size = _checked(int, lambda v: 8 <= v <= MAX_BOX, f"a box size in pixels (integer from 8 to {MAX_BOX})")
 
 

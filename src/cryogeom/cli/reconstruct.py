@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     from cryogeom.reconstruct.maps import reconstruct, write_map
 
     out = files.check_output_dir(args.output, ["map.mrc", "half1.mrc", "half2.mrc", "fsc.csv"], force=args.force)
-    indices, invert, centre = None, args.invert, (0.0, 0.0, 0.0)
+    indices, invert, centre = None, args.invert, None
     source = Path(args.particles)
     if source.is_dir():
         from cryogeom import run_dir as rd
@@ -86,13 +86,15 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"{analysis / 'labels.npy'}: labels {len(labels)} particles but the run's particle file holds {particles.n}")
         keep = selection.mask(scores, labels, int(labels.max()) + 1)
         indices = np.flatnonzero(keep)
-        rd.read_run_metadata(source)  # a run directory, readable
+        meta = rd.read_run_metadata(source)  # a run directory, readable
         if invert is None:
             invert = _run_polarity(source)
-        from cryogeom.structure.read import read_structure
+        # the map's centre voxel at the run's rotation centre, so that it overlays the run's PDBs
+        centre = meta.get("rotation_centre_angstrom")
+        if centre is None:  # runs from before the rotation centre was recorded rendered about the base's Cα centroid
+            from cryogeom.structure.read import read_structure
 
-        # the run's particles rotate about its base structure's Cα centroid: the map overlays its PDBs there
-        centre = read_structure(source / rd.BASE).ca_centroid()
+            centre = read_structure(source / rd.BASE).ca_centroid()
     else:
         if args.select is not None:
             raise InputError("--select: needs a run directory (with its analysis) as PARTICLES")

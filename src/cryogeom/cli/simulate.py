@@ -5,11 +5,19 @@ times at uniformly random poses, with electron scattering factors, a weak-phase 
 CTF (zero-padded so the point spread does not wrap), an amorphous-ice background that the protein
 displaces, a dose and Poisson shot noise. The simulator shares nothing with the network's residue-Gaussian renderer.
 
-Writes into DIR: particles.star (RELION 3.1), particles.mrcs, base.pdb (frame 0, all atoms, centred
-as the ground truth), ground_truth.npz (frame [n], ca [F, N, 3]) and simulation.json.
+Writes into DIR: particles.star (RELION 3.1), particles.mrcs, base.pdb (frame 0, all atoms, in the
+coordinates of the consensus map a refinement of these particles would give: the particles rotate
+about its box centre, (D/2)·pixel Å on each axis, as for a model fitted into a RELION map),
+ground_truth.npz (frame [n], ca [F, N, 3], true poses, junk flags) and simulation.json.
+
+Like a real consensus refinement's particles, the set can rotate about a point away from the
+protein's Cα centroid (--rotation-centre-offset), carry pose and shift errors (--pose-error,
+--shift-error), hold junk (--junk: empty ice, another protein, the right protein with a wrong pose)
+and populate the frames unevenly (--populations two-state).
 
 Example:
   cryogeom simulate -o adk_sim                        # built-in ADK path, 102 frames x 600 images
+  cryogeom simulate -o real_like --rotation-centre-offset 7 --pose-error 3 --shift-error 0.7 --junk 0.1
   cryogeom simulate --topology adk.psf --trajectory adk.dcd --per-conf 100 --dose 50 \\
       --defocus 10000 25000 --shift-max 3 --workers 2 -o my_sim
 """
@@ -24,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryogeom.cli._types import box_size, nonnegative_float, positive_float, positive_int
+from cryogeom.cli._types import box_size, fraction, nonnegative_float, positive_float, positive_int
 from cryogeom.errors import InputError
 
 
@@ -46,6 +54,18 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1), metavar="W", help="processes (default: 2 or the number of cores)")
     data.add_argument("--force", action="store_true", help="write into a non-empty output directory, replacing files")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    real = parser.add_argument_group("what a consensus refinement's particles have (default: none of it)")
+    real.add_argument("--rotation-centre-offset", type=float, nargs="+", default=[0.0], metavar="A",
+                      help="the particles rotate about a point this far (Å) from each frame's Cα centroid, in a seeded random direction, "
+                           "or X Y Z: that vector (default: 0)")
+    real.add_argument("--pose-error", type=nonnegative_float, default=0.0, metavar="DEG", help="RMS angle of a random error of the written poses, degrees (default: 0)")
+    real.add_argument("--shift-error", type=nonnegative_float, default=0.0, metavar="A", help="RMS error of the written shifts, Å (default: 0)")
+    real.add_argument("--junk", type=fraction, default=0.0, metavar="F", help="fraction of junk particles (default: 0)")
+    real.add_argument("--junk-kinds", default="ice,other,pose", metavar="K,…",
+                      help="kinds of junk, in equal shares: ice (empty ice), other (another protein), pose (the right protein, a wrong pose) (default: %(default)s)")
+    real.add_argument("--populations", choices=("uniform", "two-state"), default="uniform",
+                      help="how often each frame is imaged: uniform (--per-conf each) or two-state (two Gaussian-populated states) (default: %(default)s)")
 
     scope = parser.add_argument_group("microscope and detector")
     scope.add_argument("--voltage", type=positive_float, default=300.0, metavar="KV", help="accelerating voltage, kV (default: 300)")
@@ -140,15 +160,33 @@ def main(args) -> int:
     from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, draw_particles
     from cryogeom.structure.write import write_all_atom_pdb
 
+    from cryogeom.simulate import imperfect
+    from cryogeom.structure.map_frame import box_centre_angstrom
+
     # Everything is checked before anything is written.
     config = _config(args)
+    if len(args.rotation_centre_offset) not in (1, 3):
+        raise InputError(f"--rotation-centre-offset: expected one distance or three numbers X Y Z (Å), got {len(args.rotation_centre_offset)} values")
+    kinds = [k.strip() for k in args.junk_kinds.split(",") if k.strip()]
+    if not kinds or any(k not in imperfect.JUNK_KINDS for k in kinds):
+        raise InputError(f"--junk-kinds {args.junk_kinds}: expected a comma list of {', '.join(imperfect.JUNK_KINDS)}")
     out = check_output_dir(args.output, force=args.force)
     trajectory, source = _load_trajectory(args)
     n_frames = len(trajectory.ca)
     frames = parse_frames(args.frames, n_frames)
-    ensemble = AtomicEnsemble.from_trajectory(trajectory, frames)
+    rng = imperfect.imperfection_rng(args.seed)
+    offset = (imperfect.random_offset(args.rotation_centre_offset[0], rng) if len(args.rotation_centre_offset) == 1
+              else np.asarray(args.rotation_centre_offset, dtype=np.float64))
+    ensemble = AtomicEnsemble.from_trajectory(trajectory, frames).about(offset)
     formation = ImageFormation(ensemble, config)
-    params = draw_particles(ensemble.n_frames, args.per_conf, config, args.seed)
+    params = draw_particles(ensemble.n_frames, args.per_conf, config, args.seed,
+                            frame_weights=imperfect.frame_weights(ensemble.n_frames, args.populations))
+    junk_kind = imperfect.draw_junk(len(params), args.junk, kinds, rng)
+    if np.any(junk_kind == 2):
+        formation = imperfect.MixedFormation(formation, junk_kind, ImageFormation(imperfect.other_protein(), config))
+    elif np.any(junk_kind):
+        formation = imperfect.MixedFormation(formation, junk_kind)
+    written = imperfect.written_poses(params, junk_kind, args.pose_error, args.shift_error, rng)
     from cryogeom.files import require_free_space
 
     require_free_space(out, 1.05 * len(params) * config.box**2 * 4 + 2**20, f"{len(params)} images of {config.box} px")
@@ -171,9 +209,18 @@ def main(args) -> int:
         workers=args.workers,
         progress=not args.quiet,
         overwrite=args.force,
-        record={"source": source, "command": " ".join(sys.argv)},
+        record={"source": source, "command": " ".join(sys.argv), "rotation_centre_offset_angstrom": offset.tolist(),
+                "pose_error_deg": args.pose_error, "shift_error_angstrom": args.shift_error, "junk_fraction": args.junk,
+                "junk_kinds": kinds, "populations": args.populations},
+        written_poses=written,
+        ground_truth_extra={"junk": junk_kind > 0, "junk_kind": junk_kind, "junk_kind_names": np.array(imperfect.JUNK_KINDS),
+                            "rotation_centre_offset_angstrom": offset, "written_rotations": written[0],
+                            "written_shifts_angstrom": written[1]},
     )
-    base_atoms = np.asarray(trajectory.atom_positions(0), dtype=np.float64) - ca[0].mean(axis=0)
+    # base.pdb in the consensus map's coordinates: the rotation centre (frame 0's centroid + offset)
+    # at the box centre of a map with zero origin
+    centre = box_centre_angstrom(config.box, config.pixel_size_angstrom)
+    base_atoms = np.asarray(trajectory.atom_positions(0), dtype=np.float64) - ca[0].mean(axis=0) - offset + centre
     write_all_atom_pdb(out / "base.pdb", trajectory.structure, base_atoms)
     print(f"cryogeom simulate: wrote {out}/particles.star, particles.mrcs, base.pdb, ground_truth.npz", file=sys.stderr)
     return 0

@@ -67,6 +67,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     polarity = p.add_mutually_exclusive_group()
     polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (default: detected from the data)")
     polarity.add_argument("--no-invert-data", dest="invert_data", action="store_const", const=False, help="the data have protein dark (default: detected from the data)")
+    frame = p.add_argument_group("the consensus map's frame (where the particles rotate, in the --structure's coordinates)")
+    where = frame.add_mutually_exclusive_group()
+    where.add_argument("--map", metavar="MRC", help="the consensus map the structure was fitted into: the particles rotate about its box centre (origin + D/2 · voxel)")
+    where.add_argument("--rotation-centre", nargs="+", metavar="X", help="box: the particles' box centre, (D/2) · pixel Å on each axis, as for a map with zero origin; "
+                       "centroid: the structure's Cα centroid (data simulated about it); or X Y Z in Å (default: box)")
     p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
     p.add_argument("--force", action="store_true", help="replace the run in the output directory: once the new inputs are read and checked, the files cryogeom wrote there (listed in cryogeom_files.json) are removed; other files stay")
@@ -95,6 +100,28 @@ def parse_settings(items: list[str]) -> dict:
             raise InputError(f"--set {item}: expected a number")
         out[name] = value
     return out
+
+
+def _rotation_centre(args, particles):
+    """The ``rotation_centre`` setting of --map / --rotation-centre (None: the configuration's)."""
+    import numpy as np
+
+    if args.map is not None:
+        from cryogeom.structure.map_frame import map_rotation_centre
+
+        return [float(c) for c in map_rotation_centre(args.map, particles.box, float(np.median(particles.pixel_size_angstrom)))]
+    words = args.rotation_centre
+    if words is None:
+        return None
+    if len(words) == 1 and words[0] in ("box", "centroid"):
+        return words[0]
+    try:
+        values = [float(w) for w in words]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(np.isfinite(values)):
+        raise InputError(f"--rotation-centre {' '.join(words)}: expected box, centroid or three numbers X Y Z (Å)")
+    return values
 
 
 def main(args: argparse.Namespace) -> int:
@@ -136,6 +163,9 @@ def main(args: argparse.Namespace) -> int:
     if particles.n == 0:
         raise InputError(f"{args.particles}: holds no particles")
     base = read_structure(args.structure, topology=args.topology)
+    centre = _rotation_centre(args, particles)
+    if centre is not None:
+        config = config.replace(rotation_centre=centre)
     dist = Distributed.from_environment()
     try:
         trainer = Trainer(

@@ -33,7 +33,7 @@ from cryogeom import __version__
 from cryogeom.errors import InputError
 from cryogeom.metrics.baselines import baseline_scores
 from cryogeom.metrics.emd import emd_rmsd, mean_rmsd
-from cryogeom.metrics.ground_truth import load_ground_truth
+from cryogeom.metrics.ground_truth import load_ground_truth, load_junk, true_particles
 from cryogeom.metrics.kabsch import as_coordinates, per_residue_distances
 from cryogeom.run_dir import check_run_particles
 from cryogeom.train import inference
@@ -142,7 +142,9 @@ def ground_truth_for(ground_truth_path, particles, n_residues: int, indices) -> 
     if ca.shape[1] != n_residues:
         raise InputError(f"{ground_truth_path}: has {ca.shape[1]} residues per conformation but the run's base structure has {n_residues}")
     with np.load(ground_truth_path, allow_pickle=False) as data:
-        rotations = np.asarray(data["rotations"], dtype=np.float64) if "rotations" in data.files else None
+        # the poses written to the particle file (with their errors, where the simulation added some)
+        key = "written_rotations" if "written_rotations" in data.files else "rotations"
+        rotations = np.asarray(data[key], dtype=np.float64) if key in data.files else None
     if rotations is not None and rotations.shape == particles.rotations.shape:
         worst = float(np.max(np.abs(rotations - particles.rotations))) if len(rotations) else 0.0
         if worst > 1e-3:
@@ -181,7 +183,7 @@ def evaluate_run(run, particles, ground_truth_path, *, k: int = DEFAULT_K, batch
     (particle count, residue count, poses) happens before prediction; nothing is written.
     """
     t0 = time.perf_counter()
-    indices = validation_particles(run.validation_indices(), k)
+    indices = validation_particles(true_particles(run.validation_indices(), load_junk(ground_truth_path)), k)
     check_run_particles_and_box(run, particles, indices)
     frames, truth_all = ground_truth_for(ground_truth_path, particles, run.base.n_residues, indices)
     t1 = time.perf_counter()

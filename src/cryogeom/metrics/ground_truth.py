@@ -1,7 +1,9 @@
 """The ground truth of simulated particles: ``ground_truth.npz`` written by ``cryogeom simulate``.
 
 It holds, per particle, the frame it was simulated from (``frame`` [n]) and the Cα of every frame
-(``ca`` [F, N, 3], Å), plus the poses and other per-particle records of the simulation.
+(``ca`` [F, N, 3], Å), plus the poses and other per-particle records of the simulation, among them
+``junk`` [n] (a particle whose image is not the protein at its written pose: it has no ground-truth
+conformation and is left out of every score).
 """
 
 from __future__ import annotations
@@ -29,3 +31,21 @@ def load_ground_truth(path) -> tuple[np.ndarray, np.ndarray]:
     if frame.size and (frame.min() < 0 or frame.max() >= len(ca)):
         raise InputError(f"{path}: 'frame' refers to frames outside 0..{len(ca) - 1}")
     return frame, ca
+
+
+def load_junk(path) -> np.ndarray | None:
+    """``junk`` bool [n] of a ground_truth.npz (None where the file has no such record)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return np.asarray(data["junk"], dtype=bool).reshape(-1) if "junk" in data.files else None
+    except (OSError, ValueError):
+        return None  # load_ground_truth says what is wrong with the file
+
+
+def true_particles(indices, junk: np.ndarray | None) -> np.ndarray:
+    """``indices`` without the junk particles (all of them when ``junk`` is None)."""
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if junk is None:
+        return indices
+    inside = indices[indices < len(junk)]
+    return indices[~np.isin(indices, inside[junk[inside]])]

@@ -120,7 +120,8 @@ def _hydrogen_hosts(pos, heavy, res_of_atom, atom_weight) -> tuple[np.ndarray, n
 def build_density(structure, model: str = "ca", atom_sigma_angstrom: float = 1.0, weights: str = "ice") -> ResidueDensity:
     """The pseudo-atom density of ``structure`` (a :class:`cryogeom.structure.types.Structure`).
 
-    Positions are taken relative to the structure's Cα centroid (the frame the network uses).
+    Pseudo-atoms are placed relative to their residue's Cα in its local frame, so the density does
+    not depend on where the structure lies.
     ``weights`` (richer models only): ``"ice"`` weighs each atom by its contrast in ice
     (:func:`contrast_in_ice`; a hydrogen's goes to the nearest heavy atom of its residue), scaled
     once so that the protein's total is its electron count (the residue table's units);

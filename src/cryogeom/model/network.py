@@ -3,10 +3,14 @@
 One particle, start to end (paper Figure 1)::
 
     image [D', D'] ──encoder──► z [d] ──decoder──► T(z) [N, 3]
-    X(z) = X0 + T(z)                         (protein deformer; X0 = base Cα, centred)
+    X(z) = X0 + T(z)                         (protein deformer; X0 = base Cα about the rotation centre)
     pseudo-atoms = density(X(z))             (model/density.py: "ca" is the paper's model)
     render = ForwardModel(pseudo-atoms, R, shift, CTF)     (imaging/forward.py, eqs. 2-5)
     output = OutputNorm(render)              (appendix F)
+
+Coordinates inside the network are about the particles' rotation centre (the consensus map's box
+centre, :mod:`cryogeom.structure.map_frame`), which poses rotate about; ``rotation_centre_angstrom``
+(a buffer, saved with the weights) added to them gives the base structure's own frame.
 
 The network renders at the training resolution (``ForwardSettings.box`` pixels of
 ``pixel_size_angstrom``), the same grid the Fourier-downsampled data are on.
@@ -39,14 +43,18 @@ class Reconstructor(nn.Module):
         encoder_matched_filter: bool = False,
         encoder_canonical_inplane: bool = False,
         encoder_filter_b_factor_angstrom2: float | None = None,
+        rotation_centre_angstrom=None,
     ):
         super().__init__()
         self.reference_channel = reference_channel
         self.encoder_matched_filter = encoder_matched_filter
         self.encoder_canonical_inplane = encoder_canonical_inplane
         self.encoder_filter_b_factor_angstrom2 = encoder_filter_b_factor_angstrom2
-        base = torch.as_tensor(base_ca_angstrom, dtype=torch.float32)
-        self.register_buffer("base_ca", base - base.mean(0))
+        # base_ca_angstrom: the base Cα about the rotation centre, which lies at
+        # rotation_centre_angstrom in the base structure's own coordinates
+        centre = torch.zeros(3) if rotation_centre_angstrom is None else torch.as_tensor(rotation_centre_angstrom, dtype=torch.float64)
+        self.register_buffer("rotation_centre_angstrom", centre.reshape(3).float())
+        self.register_buffer("base_ca", torch.as_tensor(base_ca_angstrom, dtype=torch.float32))
         self.density = density
         self.encoder = encoder
         self.decoder = decoder
@@ -96,7 +104,7 @@ class Reconstructor(nn.Module):
         return filter_and_crop(centre_pad(images, padded), transfer.unsqueeze(1), s.box)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z [B, d] -> Cα clouds X(z) [B, N, 3] (Å, about the base structure's Cα centroid; add ``Run.base_centroid`` for the base structure's own frame)."""
+        """z [B, d] -> Cα clouds X(z) [B, N, 3] (Å, about the rotation centre; add ``rotation_centre_angstrom`` for the base structure's own frame)."""
         return self.base_ca + self.decoder(z)
 
     def render_raw(self, ca: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor, ctf: CTFParams | None) -> torch.Tensor:
@@ -108,8 +116,12 @@ class Reconstructor(nn.Module):
         """Cα clouds -> renders normalised like the data (appendix F)."""
         return self.output_norm(self.render_raw(ca, rotations, shifts_angstrom, ctf))
 
-    def forward(self, images, rotations, shifts_angstrom, ctf):
-        """-> (z [B, d], X(z) [B, N, 3], normalised render [B, D', D'])."""
+    def forward(self, images, rotations, shifts_angstrom, ctf, render_pose=None):
+        """-> (z [B, d], X(z) [B, N, 3], normalised render [B, D', D']). ``render_pose``
+        (rotations, shifts): where the conformations are rendered, if not at the input pose the
+        encoder sees (pose refinement, :mod:`cryogeom.model.pose_correction`)."""
         z = self.encode(images, rotations, shifts_angstrom, ctf)
         ca = self.decode(z)
+        if render_pose is not None:
+            rotations, shifts_angstrom = render_pose
         return z, ca, self.render(ca, rotations, shifts_angstrom, ctf)

@@ -223,8 +223,12 @@ def write_star_subset(
     overwrite: bool = False,
     datadir: str | os.PathLike | None = None,
     absolute_paths: bool = False,
+    poses: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Write the particle rows ``indices`` (0-based, in that order, or a boolean mask) of a .star.
+
+    ``poses`` (rotations [k, 3, 3], shifts [k, 2] Å, one per written row) replace the rows' Euler
+    angles and origins (``rlnOriginXAngst/YAngst``; pixel origins of older files are dropped).
 
     Every column of the particle block keeps its original text except ``rlnImageName``, and every
     other block (the optics table) is copied unchanged. Each image's stack is found as cryogeom
@@ -254,6 +258,17 @@ def write_star_subset(
     subset = particles.iloc[idx].reset_index(drop=True)
     if "rlnImageName" in subset.columns:
         subset["rlnImageName"] = _image_names_from(src_star, subset["rlnImageName"], dst_star, datadir, absolute_paths)
+    if poses is not None:
+        rotations, shifts = np.asarray(poses[0], dtype=np.float64), np.asarray(poses[1], dtype=np.float64)
+        if rotations.shape != (len(subset), 3, 3) or shifts.shape != (len(subset), 2):
+            raise InputError(f"poses: expected rotations [{len(subset)}, 3, 3] and shifts [{len(subset)}, 2], got {rotations.shape} and {shifts.shape}")
+        angles = matrix_to_euler(rotations)
+        origin = relion_origin_from_shift(shifts)
+        columns = {"rlnAngleRot": angles[0], "rlnAngleTilt": angles[1], "rlnAnglePsi": angles[2],
+                   "rlnOriginXAngst": origin[0], "rlnOriginYAngst": origin[1]}
+        subset = subset.drop(columns=[c for c in ("rlnOriginX", "rlnOriginY") if c in subset.columns])
+        for column, values in columns.items():
+            subset[column] = [f"{v:.6f}" for v in values]
     out[name] = subset
     with atomic_outputs([dst_star], overwrite=overwrite) as (tmp,):
         _write_star_text(out, tmp, relion31="optics" in blocks)

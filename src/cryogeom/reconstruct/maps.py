@@ -1,9 +1,10 @@
 """Reconstructing a particle set: two half maps from a fixed random split, their FSC, the full map,
 and writing maps as MRC files that overlay the structures cryogeom writes.
 
-The map's voxel ``D // 2`` on each axis is the particles' rotation centre, which is the origin of
-the coordinates of the structures cryogeom writes for simulated data (each frame centred on its
-Cα centroid); the MRC origin is therefore ``-(D // 2) · pixel`` Å on each axis.
+The map's voxel ``D // 2`` on each axis is the particles' rotation centre. Written on its own, a map
+has the RELION convention (MRC origin 0, so that voxel lies at ``(D // 2) · pixel`` Å), which is
+the frame of a model fitted into the consensus map and of the base structure ``cryogeom simulate``
+writes; a run's maps put it at the run's rotation centre (:mod:`cryogeom.structure.map_frame`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryogeom.errors import InputError
 from cryogeom.files import atomic_output
 from cryogeom.imaging.grid import background_mask
 from cryogeom.particles.dataset import ParticleDataset
+from cryogeom.structure.map_frame import box_centre_angstrom
 from cryogeom.reconstruct.fourier import FourierAccumulator, fourier_shell_correlation, resolution_at
 
 MIN_PER_HALF = 10
@@ -85,12 +87,13 @@ def soft_sphere(box: int, radius_fraction: float = 0.4, edge_voxels: float = 4.0
     return 0.5 * (1 + np.cos(np.pi * t))
 
 
-def write_map(path, volume: np.ndarray, pixel_size_angstrom: float, centre_angstrom=(0.0, 0.0, 0.0)) -> None:
+def write_map(path, volume: np.ndarray, pixel_size_angstrom: float, centre_angstrom=None) -> None:
     """``volume`` [D, D, D] (z, y, x) as an MRC file whose voxel D // 2 lies at ``centre_angstrom``
     (x, y, z) — the particles' rotation centre in the coordinates of the structures it should
-    overlay (the origin for simulated data; a run's base-structure centroid for its maps)."""
+    overlay (a run's rotation centre for its maps); None: MRC origin 0, RELION's convention."""
     d = volume.shape[0]
-    origin = np.asarray(centre_angstrom, dtype=np.float64) - (d // 2) * pixel_size_angstrom
+    centre = box_centre_angstrom(d, pixel_size_angstrom) if centre_angstrom is None else centre_angstrom
+    origin = np.asarray(centre, dtype=np.float64) - (d // 2) * pixel_size_angstrom
     with atomic_output(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))

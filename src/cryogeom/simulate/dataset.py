@@ -10,8 +10,12 @@ Files (in the output directory)
 * ``ground_truth.npz`` — ``frame`` int [n] (trajectory frame of each particle, .star order) and
   ``ca`` float [F, N, 3] (Å, every trajectory frame centred on its own Cα centroid: rotating
   ``ca[frame[i]]`` by particle i's pose, shifting by its shift and projecting puts each residue
-  where it appears in image i), plus ``rotations`` [n, 3, 3], ``shifts_angstrom`` [n, 2] and
-  ``frames_simulated`` (the frames particles were drawn from).
+  where it appears in image i), plus the true poses ``rotations`` [n, 3, 3] and
+  ``shifts_angstrom`` [n, 2] (the .star's may carry errors), ``frames_simulated`` (the frames
+  particles were drawn from), ``junk`` bool [n] and ``junk_kind`` int [n] (0: a true particle; 1, 2,
+  3: :data:`~cryogeom.simulate.imperfect.JUNK_KINDS`, whose names are ``junk_kind_names``), and
+  ``rotation_centre_offset_angstrom`` [3] (where the particles rotate relative to each frame's Cα
+  centroid).
 * ``simulation.json`` — the settings, seed, package version and canvas sizes, for the record.
 """
 
@@ -59,12 +63,16 @@ def write_dataset(
     progress: bool = False,
     overwrite: bool = False,
     record: dict | None = None,
+    written_poses: tuple[np.ndarray, np.ndarray] | None = None,
+    ground_truth_extra: dict | None = None,
 ) -> Path:
     """Render ``params`` with ``formation`` and write the data set into ``out_dir`` (created).
 
     ``params.frame`` indexes the frames of ``formation.ensemble``; ``trajectory_frames`` [F_sim]
     maps them to trajectory frame numbers, which index ``ground_truth_ca_angstrom`` [F, N, 3]
-    (already centred per frame). ``record`` adds entries to simulation.json.
+    (already centred per frame). ``record`` adds entries to simulation.json. ``written_poses``
+    (rotations [n, 3, 3], shifts [n, 2]) go to the .star instead of the true ones;
+    ``ground_truth_extra`` adds arrays to ground_truth.npz.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,8 +84,8 @@ def write_dataset(
         out / STAR_NAME,
         out / MRCS_NAME,
         chunks,
-        rotations=params.rotations,
-        shifts_angstrom=params.shifts_angstrom,
+        rotations=params.rotations if written_poses is None else written_poses[0],
+        shifts_angstrom=params.shifts_angstrom if written_poses is None else written_poses[1],
         ctf=params.ctf(config),
         pixel_size_angstrom=config.pixel_size_angstrom,
         overwrite=overwrite,
@@ -89,6 +97,8 @@ def write_dataset(
         rotations=params.rotations,
         shifts_angstrom=params.shifts_angstrom,
         frames_simulated=trajectory_frames,
+        **{"junk": np.zeros(len(params), dtype=bool), "junk_kind": np.zeros(len(params), dtype=np.int8),
+           "rotation_centre_offset_angstrom": np.zeros(3), **(ground_truth_extra or {})},
     )
     info = {
         "cryogeom_version": __version__,

@@ -158,8 +158,9 @@ class ParticleParameters:
         )
 
 
-def draw_particles(n_frames: int, per_conf: int, config: SimulationConfig, seed: int) -> ParticleParameters:
-    """Draw frames (``per_conf`` of each, shuffled), uniform SO(3) poses, shifts and defocus.
+def draw_particles(n_frames: int, per_conf: int, config: SimulationConfig, seed: int, frame_weights=None) -> ParticleParameters:
+    """Draw frames (``per_conf`` of each, shuffled; or ``n_frames · per_conf`` drawn with
+    probabilities ``frame_weights`` [F]), uniform SO(3) poses, shifts and defocus.
 
     Shifts are uniform in a disc of radius ``shift_max_angstrom``; defocus uniform in
     [min, max]; astigmatism ``Δ`` uniform in [0, ``astigmatism_max_angstrom``] with
@@ -169,7 +170,12 @@ def draw_particles(n_frames: int, per_conf: int, config: SimulationConfig, seed:
     require(per_conf >= 1, f"per-conf: expected a positive number of images per frame, got {per_conf}")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     n = n_frames * per_conf
-    frame = rng.permutation(np.repeat(np.arange(n_frames), per_conf))
+    if frame_weights is None:
+        frame = rng.permutation(np.repeat(np.arange(n_frames), per_conf))
+    else:
+        p = np.asarray(frame_weights, dtype=np.float64)
+        require(p.shape == (n_frames,) and np.all(p >= 0) and p.sum() > 0, f"frame weights: expected {n_frames} values >= 0, not all 0")
+        frame = rng.choice(n_frames, size=n, p=p / p.sum())
     rotations = random_rotations(n, rng)
     radius = config.shift_max_angstrom * np.sqrt(rng.uniform(size=n))
     angle = rng.uniform(0, 2 * np.pi, size=n)
@@ -223,6 +229,12 @@ class AtomicEnsemble:
         require(frames.size >= 1 and frames.min() >= 0 and frames.max() < n_frames, f"frames: expected indices in 0..{n_frames - 1}")
         atoms = np.stack([np.asarray(trajectory.atom_positions(int(f)), dtype=np.float64) for f in frames])
         return cls.from_frames(atoms, elements, np.asarray(trajectory.ca, dtype=np.float64)[frames])
+
+    def about(self, offset_angstrom) -> "AtomicEnsemble":
+        """The same frames rotating about the point ``offset_angstrom`` [3] from each frame's Cα
+        centroid, as particles of a consensus refinement rotate about the map's box centre."""
+        o = np.asarray(offset_angstrom, dtype=np.float64).reshape(3)
+        return AtomicEnsemble(self.atoms_angstrom - o, self.elements, self.ca_angstrom - o)
 
     @property
     def n_frames(self) -> int:
@@ -350,8 +362,10 @@ class ImageFormation:
         rows = torch.fft.rfft(image.mul_(self.interaction_constant), n=self.padded_box, dim=-1)  # [n, S, P // 2 + 1]
         return torch.fft.fft(rows.transpose(-1, -2), n=self.padded_box, dim=-1)  # [n, P // 2 + 1, P]
 
-    def _intensity(self, positions: torch.Tensor, ctf: CTFParams, rngs) -> torch.Tensor:
+    def _intensity(self, positions: torch.Tensor, ctf: CTFParams, rngs, protein: bool = True) -> torch.Tensor:
         spectrum = self._phase_spectrum_transposed(positions)
+        if not protein:  # empty ice: the same canvas and noise, no molecule
+            spectrum.zero_()
         if self.ice_filter is not None and rngs is not None:
             spectrum += ice_phase_spectra(rngs, self._ice_filter_transposed, half_axis=-2)
         spectrum *= ctf_at_frequencies(ctf, self._kx, self._ky)
@@ -360,22 +374,25 @@ class ImageFormation:
         contrast = torch.fft.irfft(columns.transpose(-1, -2), n=self.padded_box, dim=-1).index_select(-1, self._box_pixels)
         return contrast.mul_(2.0).add_(1.0)
 
-    def intensity(self, params: ParticleParameters, rngs=None) -> torch.Tensor:
+    def intensity(self, params: ParticleParameters, rngs=None, protein: bool = True) -> torch.Tensor:
         """Weak-phase image ``I`` [n, box, box] (1 = vacuum) (steps 2-3). ``rngs`` (one generator
-        per particle) draw the ice; without them (or without ice) the image has no ice."""
+        per particle) draw the ice; without them (or without ice) the image has no ice. Without
+        ``protein`` the images hold only the ice (empty-ice junk)."""
         positions = self.positions(params)
         ctf = params.ctf(self.config, dtype=self.dtype, device=self.device)
         parts = []
         for s in range(0, len(params), IMAGES_PER_PASS):
             part = slice(s, s + IMAGES_PER_PASS)
-            parts.append(self._intensity(positions[part], ctf[part], None if rngs is None else rngs[part]))
+            parts.append(self._intensity(positions[part], ctf[part], None if rngs is None else rngs[part], protein))
         return torch.cat(parts)
 
-    def images(self, params: ParticleParameters, first_index: int, seed: int) -> np.ndarray:
-        """Output images float32 [n, box, box] of particles ``first_index …`` (steps 2-5)."""
+    def images(self, params: ParticleParameters, first_index: int, seed: int, *, indices=None, protein: bool = True) -> np.ndarray:
+        """Output images float32 [n, box, box] of particles ``first_index …`` (or of the particle
+        numbers ``indices`` [n], which seed their noise) (steps 2-5)."""
         cfg = self.config
-        rngs = [particle_rng(seed, first_index + i) for i in range(len(params))]
-        intensity = self.intensity(params, rngs).detach().cpu().numpy().astype(np.float64)
+        numbers = first_index + np.arange(len(params)) if indices is None else np.asarray(indices)
+        rngs = [particle_rng(seed, int(i)) for i in numbers]
+        intensity = self.intensity(params, rngs, protein).detach().cpu().numpy().astype(np.float64)
         counts = expected_counts(intensity, cfg.dose_per_angstrom2, cfg.pixel_size_angstrom)
         if not cfg.noiseless:
             counts = np.stack([shot_noise(c, rng) for c, rng in zip(counts, rngs)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from cryogeom.imaging.forward import ForwardSettings
 from cryogeom.model.decoder import Decoder
 from cryogeom.model.density import build_density
@@ -11,12 +13,12 @@ from cryogeom.structure.types import Structure
 from cryogeom.train.config import Network
 
 
-def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom: float) -> Reconstructor:
-    """The network of settings ``config`` for particles of ``box`` pixels of ``pixel_size_angstrom`` Å.
-
-    ``base`` is centred on its Cα centroid.
-    """
-    base = base.centred()
+def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom: float, rotation_centre_angstrom) -> Reconstructor:
+    """The network of settings ``config`` for particles of ``box`` pixels of ``pixel_size_angstrom`` Å
+    that rotate about ``rotation_centre_angstrom`` [3] (the base structure's coordinates,
+    :mod:`cryogeom.structure.map_frame`); the network works about that point."""
+    centre = np.asarray(rotation_centre_angstrom, dtype=np.float64).reshape(3)
+    base = base.translated(-centre)
     train_box = config.train_box(box, pixel_size_angstrom)
     train_pixel = pixel_size_angstrom * box / train_box
     density = build_density(base, config.density, weights=config.density_weights)
@@ -28,4 +30,5 @@ def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom:
         encoder_matched_filter=config.encoder_matched_filter,
         encoder_canonical_inplane=config.encoder_canonical_inplane,
         encoder_filter_b_factor_angstrom2=config.encoder_filter_b_factor_angstrom2,
+        rotation_centre_angstrom=centre,
     )

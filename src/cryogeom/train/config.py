@@ -84,6 +84,13 @@ class Losses:
     chain_weight: float = 0.5  # δ: the geometry loss over residues 1…chain_window bonds apart (the trace's local fold)
     chain_window: int = 3
     geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
+    pose_refinement: bool = True  # learn a per-particle correction of each pose (model/pose_correction.py)
+    pose_refinement_start_epoch: int = 1  # after the first epoch, once the network explains the particles
+    pose_prior_rotation_deg: float = 2.0  # prior standard deviation of the rotation error, per axis
+    pose_prior_shift_angstrom: float = 1.0  # prior standard deviation of the shift error, per axis
+    pose_lr_rotation_deg: float = 1.0  # step of the per-particle optimiser at the schedule's top
+    pose_lr_shift_angstrom: float = 0.3
+    junk_weighting: bool = True  # weigh each particle's image loss by 1 - its junk probability (train/junk.py)
 
 
 @dataclass
@@ -93,6 +100,7 @@ class Data:
     validation_fraction: float = 0.1  # at most this fraction of the particles is held out
     validation_k: int = 1000  # with --ground-truth: held-out particles scored after every epoch (evaluate uses 4000)
     seed: int = 0
+    rotation_centre: str | list = "box"  # where the particles rotate in the base structure's coordinates (structure/map_frame.py)
 
 
 @dataclass
@@ -130,6 +138,15 @@ def _number(low: float, *, strict: bool, high: float | None = None, optional: bo
     return ok, what + (" (or null)" if optional else "")
 
 
+def _rotation_centre():
+    def ok(v):
+        if isinstance(v, str):
+            return v in ("box", "centroid")
+        return (isinstance(v, (list, tuple)) and len(v) == 3
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+    return ok, "box, centroid or three numbers [x, y, z] (Å)"
+
+
 def _flag(optional: bool = False):
     return (lambda v: isinstance(v, bool) or (optional and v is None)), "true or false" + (" (or null)" if optional else "")
 
@@ -144,8 +161,11 @@ _RULES = {
     "pad_factor": _number(1, strict=False),
     "geometry_weight": _number(0, strict=False), "bond_weight": _number(0, strict=False), "centering_weight": _number(0, strict=False),
     "chain_weight": _number(0, strict=False), "chain_window": _whole(1), "geometry_k": _whole(1, optional=True),
+    "pose_refinement": _flag(), "pose_refinement_start_epoch": _whole(0), "pose_prior_rotation_deg": _number(0, strict=True),
+    "pose_prior_shift_angstrom": _number(0, strict=True), "pose_lr_rotation_deg": _number(0, strict=False),
+    "pose_lr_shift_angstrom": _number(0, strict=False), "junk_weighting": _flag(),
     "invert_data": _flag(optional=True), "validation_size": _whole(0), "validation_fraction": _number(0, strict=False, high=1),
-    "validation_k": _whole(1), "seed": _whole(0),
+    "validation_k": _whole(1), "seed": _whole(0), "rotation_centre": _rotation_centre(),
     "max_minutes": _number(0, strict=True, optional=True), "threads": _whole(1, optional=True), "num_workers": _whole(0),
     "checkpoint_every_minutes": _number(0, strict=False),  # 0: after every step
 }
@@ -153,7 +173,8 @@ _RULES = {
 # Names settings had in runs saved earlier.
 _RENAMED = {"alpha": "geometry_weight", "beta": "bond_weight", "gamma": "centering_weight"}
 # Settings added after runs had been saved, with the behaviour those runs had.
-_BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0}
+_BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0,
+                 "rotation_centre": "centroid", "pose_refinement": False, "junk_weighting": False}
 
 
 @dataclass

@@ -31,7 +31,7 @@ def predict(run, particles, indices=None, *, batch_size: int = 256, progress: bo
     n = len(dataset)
     zs = np.empty((n, run.config.network.latent_dim), dtype=np.float32)
     cas = np.empty((n, model.n_residues, 3), dtype=np.float32)
-    centroid = torch.as_tensor(run.base_centroid, dtype=torch.float32)
+    centroid = torch.as_tensor(run.rotation_centre, dtype=torch.float32)
     bar = tqdm(total=n, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         pos = np.arange(start, min(n, start + batch_size))

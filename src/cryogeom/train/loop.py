@@ -32,11 +32,13 @@ from cryogeom.losses.image import image_loss
 from cryogeom.particles.batch import ParticleBatch
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
+from cryogeom.structure import map_frame
 from cryogeom.train.build import build_model
 from cryogeom.train.calibration import Calibration, calibrate
 from cryogeom.train.config import TrainConfig
 from cryogeom.train.distributed import Distributed
 from cryogeom.train.objective import TERMS, Objective, forward
+from cryogeom.train.per_particle import PerParticle
 from cryogeom.train.validation import GroundTruthValidator
 
 
@@ -127,13 +129,17 @@ class Trainer:
 
         pixel = float(np.median(particles.pixel_size_angstrom))
         torch.manual_seed(config.data.seed)  # the initial weights: the same in every process and every run
-        self.model = build_model(config.network, base, particles.box, pixel)
+        setting = config.data.rotation_centre
+        self.rotation_centre = map_frame.rotation_centre(setting, base.ca, particles.box, pixel)
+        map_frame.check_inside_box(base.ca, self.rotation_centre, particles.box, pixel, base.source, map_frame.describe(setting))
+        self.model = build_model(config.network, base, particles.box, pixel, self.rotation_centre)
         self.dataset = ParticleDataset(particles, downsample_box=self.model.renderer.settings.box)
         # This process's share of every global batch, in the epoch's order, read ahead by
         # config.num_workers worker processes (the same batches for any num_workers).
         self.sampler = GlobalBatchSampler(global_batch, rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader = BatchLoader(self.dataset, self.sampler, num_workers=config.runtime.num_workers, pin_memory=self.dist.device.type == "cuda")
         self.objective = Objective(config.losses, self.model.base_ca, base.bonded_pairs)
+        self.per_particle = PerParticle(n, config)
         self.state = RunState()
         self.calibration: Calibration | None = None
 
@@ -182,6 +188,7 @@ class Trainer:
                 "n_particles": int(self.particles.n),
                 "base_structure": self.base.source,
                 "n_residues": int(self.base.n_residues),
+                "rotation_centre_angstrom": [float(c) for c in self.rotation_centre],
                 "box": int(self.particles.box),
                 "pixel_size_angstrom": float(np.median(self.particles.pixel_size_angstrom)),
                 "torch": torch.__version__,
@@ -220,6 +227,8 @@ class Trainer:
             self.model.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.state = RunState(**{k: v for k, v in saved["state"].items()})
+            if "per_particle" in saved:
+                self.per_particle.load_state_dict(saved["per_particle"])
             self.calibration = Calibration(**json.loads(saved["calibration"]))
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{self.run_dir / rd.CHECKPOINT}: does not fit this run's network and settings ({str(exc).splitlines()[0][:120]})") from None
@@ -247,6 +256,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "state": asdict(self.state),
+                "per_particle": self.per_particle.state_dict(),
                 "config": json.dumps(self.config.as_flat_dict()),
                 "calibration": json.dumps(asdict(self.calibration)),
                 "n_residues": self.base.n_residues,
@@ -300,7 +310,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         self.model.train()
-        terms = self.losses(batch)
+        correction, render_pose, weights = self.per_particle.before_step(batch, self.state.epoch)
+        terms, out = self.objective.evaluate(self.ddp_model, batch, self.calibration.invert_data, render_pose=render_pose, particle_weights=weights)
         values = self.dist.mean({k: float(v.detach()) for k, v in terms.items()}, n_local, n_global)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
@@ -309,8 +320,10 @@ class Trainer:
                 f"{self.last_good()}"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        (terms["loss"] * self.dist.loss_scale(n_local, n_global)).backward()  # DDP's average = global batch mean
+        loss_scale = self.dist.loss_scale(n_local, n_global)
+        (terms["loss"] * loss_scale).backward()  # DDP's average = global batch mean
         self.optimizer.step()
+        self.per_particle.after_step(batch, correction, out, values["image"], loss_scale, lr / self.config.optimisation.lr)
         values["lr"] = lr
         return values
 
@@ -381,6 +394,7 @@ class Trainer:
             else:
                 st.epoch += 1
                 st.step_in_epoch = 0
+            row.update(self.per_particle.end_epoch(self.dist))
             row.update(self.validate())
             self.metrics.write(row)
             bad = [k for k, v in row.items() if k.startswith("val_") and not math.isfinite(float(v))]
@@ -393,6 +407,9 @@ class Trainer:
                 self.log(f"stopped after {max_minutes} minutes of training (--max-minutes); continue with --resume")
                 break
         self.save_model()
+        if self.is_main and not stopped_early:
+            scores = self.per_particle.score_all(self.model, self.dataset, self.calibration.invert_data, self.dist.device, progress=self.progress)
+            self.per_particle.write(self.run_dir, self.particles, scores)
         return {"state": asdict(st), "run_dir": str(self.run_dir)}
 
     def _summary(self, row: dict) -> str:
@@ -408,7 +425,7 @@ class Trainer:
         if not self.is_main or len(self.val_idx) == 0:
             return {}
         self.model.eval()
-        idx = self.val_idx[: min(len(self.val_idx), 1000)] if self.validator is None else self.val_idx[: self.validator.k]
+        idx = self.val_idx[: min(len(self.val_idx), 1000)] if self.validator is None else self.validator.indices
         total, count, cas = 0.0, 0, []
         for start in range(0, len(idx), 256):
             batch = self.dataset.get_batch(idx[start : start + 256]).to(self.dist.device)

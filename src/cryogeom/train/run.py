@@ -26,15 +26,16 @@ class Run:
     path: Path
     config: TrainConfig
     calibration: Calibration
-    base: Structure  # as given (not centred)
+    base: Structure  # as given
     model: torch.nn.Module
     box: int
     pixel_size_angstrom: float
 
     @property
-    def base_centroid(self) -> np.ndarray:
-        """Add this to the network's Cα (centred frame) to put them in the base structure's frame."""
-        return self.base.ca_centroid()
+    def rotation_centre(self) -> np.ndarray:
+        """[3] Å: add this to the network's Cα (about the particles' rotation centre) to put them in
+        the base structure's own frame (the consensus map's, :mod:`cryogeom.structure.map_frame`)."""
+        return self.model.rotation_centre_angstrom.detach().cpu().double().numpy()
 
     def validation_indices(self) -> np.ndarray:
         return rd.read_validation_indices(self.path)
@@ -68,9 +69,15 @@ def load_run(run_dir, *, prefer_checkpoint: bool = False) -> Run:
     pixel = float(saved.get("pixel_size_angstrom", meta.get("pixel_size_angstrom", 0)))
     if box < 1 or not pixel > 0:
         raise InputError(f"{path}: records no box or pixel size (expected 'box' and 'pixel_size_angstrom' in it or in {rd.CONFIG})")
-    model = build_model(config.network, base, box, pixel)
+    weights = dict(saved["model"])
+    # runs saved before the rotation centre was a setting rendered about the base's Cα centroid
+    centre = weights.setdefault("rotation_centre_angstrom", torch.as_tensor(base.ca_centroid(), dtype=torch.float32))
+    centre = np.asarray(centre, dtype=np.float64).reshape(-1)
+    if centre.shape != (3,) or not np.isfinite(centre).all():
+        raise InputError(f"{path}: its rotation centre is non-finite or not three numbers ({centre}); nothing was written")
+    model = build_model(config.network, base, box, pixel, centre)
     try:
-        model.load_state_dict(saved["model"])
+        model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: its weights do not fit the network of its configuration and {base_path} ({str(exc).splitlines()[0][:120]})") from None
     model.eval()

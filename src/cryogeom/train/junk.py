@@ -1,0 +1,100 @@
+"""How well the model explains each particle, and which particles are junk.
+
+**Score.** For a particle image x and the render r of its predicted conformation at its pose, both
+with their mean removed, the matched-filter statistic ``s = <x, r> / |r|``: the amplitude of the
+predicted particle in the image, in units of the data's per-pixel standard deviation (which the
+image preparation sets to about 1). On an image holding only noise s is about N(0, 1); on a
+particle the model explains, s grows with the particle's signal; on another protein or the right
+protein at a wrong pose the render matches little of the image and s is small.
+
+**Junk probability.** A two-component Gaussian mixture is fitted to the scores (EM); the component
+with the lower mean is junk, and a particle's junk probability is its posterior under that
+component. Where the two components are not separated (Ashman's D < :data:`MIN_SEPARATION`) or the
+lower one holds under :data:`MIN_JUNK_SHARE` of the particles, the set is taken to hold no junk and
+every probability is 0 — a clean set is never split in two.
+
+During training the image loss of each particle is weighted by ``1 - p_junk`` (refitted after
+every epoch from the scores of that epoch), so junk stops pulling on the network.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+MIN_SEPARATION = 2.0
+MIN_JUNK_SHARE = 0.005
+
+
+def matched_filter_scores(render: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """[B] ``<x, r> / |r|`` of images ``data`` and renders ``render`` [B, D, D], means removed."""
+    r = render - render.mean(dim=(-2, -1), keepdim=True)
+    x = data - data.mean(dim=(-2, -1), keepdim=True)
+    return (r * x).sum(dim=(-2, -1)) / r.square().sum(dim=(-2, -1)).sqrt().clamp_min(1e-12)
+
+
+def _normal_pdf(x, mean, sd):
+    return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+
+
+def junk_probability(scores: np.ndarray, iterations: int = 200) -> np.ndarray:
+    """[n] posterior probability of the low-score component of a two-Gaussian mixture (module
+    docstring); NaN scores (particles not scored) get 0."""
+    s = np.asarray(scores, dtype=np.float64)
+    out = np.zeros(len(s))
+    ok = np.isfinite(s)
+    x = s[ok]
+    if len(x) < 20 or np.ptp(x) == 0:
+        return out
+    mean = np.quantile(x, [0.05, 0.75])
+    sd = np.full(2, x.std() / 2 + 1e-9)
+    weight = np.array([0.2, 0.8])
+    for _ in range(iterations):
+        like = weight * np.stack([_normal_pdf(x, mean[k], sd[k]) for k in range(2)], axis=1) + 1e-300
+        resp = like / like.sum(axis=1, keepdims=True)
+        n_k = resp.sum(axis=0) + 1e-12
+        new_mean = (resp * x[:, None]).sum(axis=0) / n_k
+        sd = np.sqrt((resp * (x[:, None] - new_mean) ** 2).sum(axis=0) / n_k) + 1e-6 * x.std()
+        weight = n_k / len(x)
+        converged = np.allclose(new_mean, mean, rtol=0, atol=1e-6 * x.std())
+        mean = new_mean
+        if converged:
+            break
+    low = int(np.argmin(mean))
+    separation = math.sqrt(2) * abs(mean[1] - mean[0]) / math.sqrt(sd[0] ** 2 + sd[1] ** 2)
+    if separation < MIN_SEPARATION or weight[low] < MIN_JUNK_SHARE:
+        return out
+    out[ok] = resp[:, low]
+    return out
+
+
+class ParticleScores:
+    """The latest score of every particle, and the training weights ``1 - p_junk`` fitted from them."""
+
+    def __init__(self, n: int):
+        self.scores = np.full(n, np.nan)
+        self.weights = np.ones(n, dtype=np.float32)
+
+    def record(self, indices, scores: torch.Tensor) -> None:
+        self.scores[np.asarray(indices)] = scores.detach().cpu().double().numpy()
+
+    def refit(self) -> float:
+        """Weights from the scores so far; returns the fraction of scored particles taken as junk."""
+        p = junk_probability(self.scores)
+        self.weights = (1.0 - p).astype(np.float32)
+        scored = np.isfinite(self.scores)
+        return float(p[scored].mean()) if scored.any() else 0.0
+
+    def batch_weights(self, indices, device=None) -> torch.Tensor:
+        return torch.as_tensor(self.weights[np.asarray(indices)], device=device)
+
+    def state_dict(self) -> dict:
+        return {"scores": torch.as_tensor(self.scores), "weights": torch.as_tensor(self.weights)}
+
+    def load_state_dict(self, state: dict) -> None:
+        scores, weights = np.asarray(state["scores"], dtype=np.float64), np.asarray(state["weights"], dtype=np.float32)
+        if scores.shape != self.scores.shape or weights.shape != self.weights.shape:
+            raise ValueError(f"particle scores: {scores.shape[0]} particles, expected {len(self.scores)}")
+        self.scores, self.weights = scores, weights
