@@ -370,3 +370,16 @@ def read_validation_indices(run_dir) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"{path}: missing (is {run_dir} a cryogeom run directory?)")
     return np.load(path, allow_pickle=False)
+
+
+def read_particle_quality(run_dir) -> dict | None:
+    """The arrays of ``run_dir/particles.npz`` (score, junk probability, pose correction per
+    particle), or None where training wrote none."""
+    path = Path(run_dir) / PARTICLE_QUALITY
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a particles.npz written by cryogeom train ({exc})") from None

@@ -1,4 +1,4 @@
-"""A small grammar for selecting particles by latent region (``cryogeom analyze --select``).
+"""A small grammar for selecting particles by latent region and quality (``cryogeom analyze --select``).
 
 A selection is a comma-separated list of conditions, all of which must hold (a conjunction)::
 
@@ -7,6 +7,9 @@ A selection is a comma-separated list of conditions, all of which must hold (a c
     pc1<-0.5            PC1 score below -0.5 (scores in latent units, as in pcs.npy and pca.png)
     pc1>0.2,pc2<=0      PC1 above 0.2 and PC2 at most 0
     cluster=0,1,pc3>=1  in cluster 0 or 1, and PC3 at least 1
+    junk<0.5            junk probability below 0.5: the clean particles (the run's particles.npz)
+    junk>=0.5           the junk
+    score>8             the particle's score (how well the model explains its image) above 8
 
 Principal components are numbered from 1 (PC1 explains the most variance); comparisons are
 ``<``, ``<=``, ``>``, ``>=``; ``cluster==3`` is the same as ``cluster=3``. Names are
@@ -28,6 +31,9 @@ _CLUSTER = re.compile(r"cluster==?(\d+)", re.IGNORECASE)
 _BARE = re.compile(r"\d+")
 _PC = re.compile(rf"pc(\d+)(<=|>=|<|>)({_NUMBER})", re.IGNORECASE)
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_QUALITY = re.compile(rf"(junk|score)(<=|>=|<|>)({_NUMBER})", re.IGNORECASE)
+#: per-particle arrays of a run's particles.npz that conditions may name
+QUALITY_FIELDS = {"junk": "junk_probability", "score": "score"}
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,27 @@ class PCCondition:
 
 
 @dataclass(frozen=True)
+class QualityCondition:
+    """The particle's junk probability or score (the run's particles.npz) compares to ``value``."""
+
+    field: str  # "junk" or "score"
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.field}{self.op}{self.value:g}"
+
+
+@dataclass(frozen=True)
 class Selection:
     """A conjunction of conditions (see the module docstring); ``text`` is what the user wrote."""
 
-    conditions: tuple[ClusterCondition | PCCondition, ...]
+    conditions: tuple[ClusterCondition | PCCondition | QualityCondition, ...]
     text: str
+
+    @property
+    def needs_quality(self) -> bool:
+        return any(isinstance(c, QualityCondition) for c in self.conditions)
 
     def __str__(self) -> str:
         return ",".join(map(str, self.conditions))
@@ -71,10 +93,11 @@ class Selection:
                 bad = max(cond.clusters)
                 raise InputError(f"{name} {self.text!r}: cluster {bad} does not exist; clusters are 0 to {n_clusters - 1}")
 
-    def mask(self, pc_scores, labels, n_clusters: int | None = None, *, name: str = "--select") -> np.ndarray:
+    def mask(self, pc_scores, labels, n_clusters: int | None = None, *, name: str = "--select", quality=None) -> np.ndarray:
         """bool [n]: which particles, with PC scores ``pc_scores`` [n, k] and cluster ``labels`` [n], match.
 
-        ``n_clusters`` (default: the largest label + 1) bounds the cluster numbers a condition may name.
+        ``n_clusters`` (default: the largest label + 1) bounds the cluster numbers a condition may name;
+        ``quality`` ({"junk_probability": [n], "score": [n]}) serves junk and score conditions.
         """
         pc_scores = np.asarray(pc_scores)
         labels = np.asarray(labels)
@@ -87,6 +110,12 @@ class Selection:
         for cond in self.conditions:
             if isinstance(cond, ClusterCondition):
                 keep &= np.isin(labels, cond.clusters)
+            elif isinstance(cond, QualityCondition):
+                values = None if quality is None else quality.get(QUALITY_FIELDS[cond.field])
+                if values is None or len(values) != len(labels):
+                    raise InputError(f"{name} {self.text!r}: {cond.field} needs the run's per-particle scores (particles.npz, "
+                                     f"written by cryogeom train) for all {len(labels)} particles")
+                keep &= _COMPARE[cond.op](np.asarray(values), cond.value)
             else:
                 keep &= _COMPARE[cond.op](pc_scores[:, cond.pc - 1], cond.value)
         return keep
@@ -97,7 +126,7 @@ def parse_selection(text: str, *, name: str = "--select") -> Selection:
     compact = re.sub(r"\s+", "", str(text))
     if not compact:
         raise InputError(f"{name}: empty selection; expected e.g. cluster=3, pc1<-0.5 or pc1>0.2,pc2<0")
-    conditions: list[ClusterCondition | PCCondition] = []
+    conditions: list[ClusterCondition | PCCondition | QualityCondition] = []
     for piece in compact.split(","):
         if (m := _CLUSTER.fullmatch(piece)) is not None:
             conditions.append(ClusterCondition((int(m.group(1)),)))
@@ -106,6 +135,8 @@ def parse_selection(text: str, *, name: str = "--select") -> Selection:
                 raise InputError(f"{name} {text!r}: bare number {piece!r} must follow cluster=..., as in cluster=3,5")
             previous = conditions.pop()
             conditions.append(ClusterCondition(previous.clusters + (int(piece),)))
+        elif (m := _QUALITY.fullmatch(piece)) is not None:
+            conditions.append(QualityCondition(m.group(1).lower(), m.group(2), float(m.group(3))))
         elif (m := _PC.fullmatch(piece)) is not None:
             pc = int(m.group(1))
             if pc < 1:
@@ -115,6 +146,6 @@ def parse_selection(text: str, *, name: str = "--select") -> Selection:
         else:
             what = "an empty condition (doubled or trailing comma)" if not piece else repr(piece)
             raise InputError(
-                f"{name} {text!r}: cannot read {what}; expected cluster=N[,N...] or pcK<X, pcK<=X, pcK>X, pcK>=X, joined by commas"
+                f"{name} {text!r}: cannot read {what}; expected cluster=N[,N...], pcK<X, pcK<=X, pcK>X, pcK>=X, junk<P or score>S, joined by commas"
             )
     return Selection(tuple(conditions), str(text))

@@ -20,6 +20,7 @@ Examples:
   cryogeom analyze run/
   cryogeom analyze run/ --z run/analysis/z.npy --select cluster=3 -o-star cluster3.star
   cryogeom analyze run/ --z run/analysis/z.npy --select "pc1>0.2,pc2<0" -o-star open.star
+  cryogeom analyze run/ --z run/analysis/z.npy --select "junk<0.5" -o-star clean.star
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traversal-points", type=positive_int, default=10, help="conformations per traversal (default 10, at least 2)")
     p.add_argument("--clusters", type=positive_int, default=10, help="k of k-means (default 10)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="k-means seed (default 0)")
-    p.add_argument("--select", metavar="EXPR", help='latent region to export, e.g. cluster=3, cluster=3,5, "pc1<-0.5", "pc1>0.2,pc2<0"')
+    p.add_argument("--select", metavar="EXPR", help='latent region or quality to export, e.g. cluster=3, cluster=3,5, "pc1<-0.5", "pc1>0.2,pc2<0", "junk<0.5" (clean), "junk>=0.5" (junk)')
     p.add_argument("-o-star", "--output-star", dest="output_star", metavar="OUT.star", help="where --select writes the .star subset")
     p.add_argument("--datadir", help="directory the image paths in the particle file are relative to")
     p.add_argument("--absolute-paths", action="store_true",
@@ -148,7 +149,8 @@ def main(args: argparse.Namespace) -> int:
     analysis = analyze_latents(z, settings)
     keep = None
     if selection is not None:
-        keep = selection.mask(analysis.pc_scores, analysis.clusters.labels, analysis.clusters.k)
+        quality = rd.read_particle_quality(run.path) if selection.needs_quality else None
+        keep = selection.mask(analysis.pc_scores, analysis.clusters.labels, analysis.clusters.k, quality=quality)
         if not keep.any():
             raise InputError(f"--select {selection.text!r}: matches none of the {len(z)} particles")
     check_outputs(out, settings, z, force=args.force)

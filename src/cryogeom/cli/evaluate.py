@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     labels = [f"#{i} (frame {f})" for i, f in zip(shown, evaluation.frames[: args.n_images])]
     figures_dir = run_dir / rd.FIGURES_DIR
     written = figures.ground_truth_figures(evaluation, figures_dir)
-    written += figures.run_figures(figures_dir, metrics=metrics, z=evaluation.z, images=images, renders=renders, labels=labels)
+    written += figures.run_figures(figures_dir, metrics=metrics, z=evaluation.z, images=images, renders=renders, labels=labels, quality=rd.read_particle_quality(run_dir))
     rd.record(run_dir, rd.FIGURES_DIR)
     evaluation.timings_seconds["figures"] = time.perf_counter() - t0
     evaluation.timings_seconds["total"] = time.perf_counter() - start

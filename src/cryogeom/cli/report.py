@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             shown = indices[: args.n_images]
             images, renders = images_and_renders(run, particles, shown)
             labels = [f"#{i}" for i in shown]
-        written = figures.run_figures(run_dir / rd.FIGURES_DIR, metrics=metrics, z=z, images=images, renders=renders, labels=labels)
+        written = figures.run_figures(run_dir / rd.FIGURES_DIR, metrics=metrics, z=z, images=images, renders=renders, labels=labels, quality=rd.read_particle_quality(run_dir))
         if written:
             rd.record(run_dir, rd.FIGURES_DIR)
     report = write_report(run_dir)

@@ -13,7 +13,9 @@ Without (real data too):
 * ``loss_curves.png`` — image and geometry loss and, when recorded, validation RMSD / EMD-RMSD
   with the two baselines, against training minutes (``metrics.csv``);
 * ``latent_pca.png`` — the distribution of PC1 of z (and PC1 against PC2);
-* ``images_renders.png`` — particle images above the renders of their predicted conformations.
+* ``images_renders.png`` — particle images above the renders of their predicted conformations;
+* ``particle_quality.png`` — the particles' scores with the junk threshold, and the size of the
+  pose corrections training made (the run's particles.npz).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ LATENT_VS_FRAME = "latent_pca_vs_frame.png"
 LATENT = "latent_pca.png"
 LOSS_CURVES = "loss_curves.png"
 IMAGES_RENDERS = "images_renders.png"
+PARTICLE_QUALITY = "particle_quality.png"
 
 # Report order and captions.
 CAPTIONS = {
@@ -46,6 +49,10 @@ CAPTIONS = {
     LATENT: "Distribution of the latents of the validation particles along their principal components.",
     IMAGES_RENDERS: "Validation particle images (top, as the network sees them) and the renders of "
     "their predicted conformations under the same pose and CTF (bottom).",
+    PARTICLE_QUALITY: "Left: how well the model explains each particle (its score: the amplitude of the predicted "
+    "particle in the image, in units of the noise), particles taken as junk (junk probability > 0.5) in red; "
+    "`cryogeom analyze --select \"junk<0.5\"` writes the rest. Right: the angle of each particle's pose "
+    "correction (the poses in refined_particles.star against the input's).",
 }
 
 _DPI = 100
@@ -222,7 +229,28 @@ def ground_truth_figures(evaluation, figures_dir) -> list[Path]:
     ]
 
 
-def run_figures(figures_dir, *, metrics=None, z=None, images=None, renders=None, labels=None) -> list[Path]:
+def plot_particle_quality(quality: dict, path) -> Path:
+    score, junk = np.asarray(quality["score"]), np.asarray(quality["junk_probability"]) > 0.5
+    angle = np.degrees(np.linalg.norm(np.asarray(quality["pose_correction_rotvec_rad"]), axis=1))
+    fig = Figure(figsize=(9, 3.2))
+    ax, bx = fig.subplots(1, 2)
+    bins = np.linspace(np.nanmin(score), np.nanmax(score), 60) if np.ptp(score) > 0 else 10
+    ax.hist(score[~junk], bins=bins, color="tab:blue", label=f"kept ({int((~junk).sum())})")
+    if junk.any():
+        ax.hist(score[junk], bins=bins, color="tab:red", label=f"junk ({int(junk.sum())})")
+    ax.set_xlabel("particle score (noise units)")
+    ax.set_ylabel("particles")
+    ax.legend(frameon=False)
+    bx.hist(angle, bins=50, color="tab:gray")
+    bx.set_xlabel("pose correction (°)")
+    bx.set_ylabel("particles")
+    if not angle.any():
+        bx.set_title("poses not refined", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def run_figures(figures_dir, *, metrics=None, z=None, images=None, renders=None, labels=None, quality=None) -> list[Path]:
     """The figures that need no ground truth, for whichever inputs are given."""
     figures_dir = Path(figures_dir)
     out = []
@@ -232,4 +260,6 @@ def run_figures(figures_dir, *, metrics=None, z=None, images=None, renders=None,
         out.append(plot_latent_distribution(z, figures_dir / LATENT))
     if images is not None and len(images):
         out.append(plot_images_and_renders(images, renders, figures_dir / IMAGES_RENDERS, labels))
+    if quality is not None and len(quality.get("score", ())):
+        out.append(plot_particle_quality(quality, figures_dir / PARTICLE_QUALITY))
     return out

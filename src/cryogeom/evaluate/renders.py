@@ -2,8 +2,8 @@
 
 For each particle: the image as the network sees it (Fourier-downsampled to the training box,
 standardised on its background and, for inverted-contrast data, negated;
-:func:`cryogeom.particles.batch.prepare`) and the render of X(z) under the particle's own pose,
-shift and CTF, normalised like the data (paper Fig. 1 and appendix F). Agreement of the two is
+:func:`cryogeom.particles.batch.prepare`) and the render of X(z) under the particle's own pose
+(refined, where training refined it: the run's particles.npz), shift and CTF, normalised like the data (paper Fig. 1 and appendix F). Agreement of the two is
 what the image loss measures; it needs no ground truth, so it works for real data.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cryogeom import run_dir as rd
+from cryogeom.model.pose_correction import PoseCorrections
 from cryogeom.particles.dataset import ParticleDataset
 
 
@@ -27,5 +29,11 @@ def images_and_renders(run, particles, indices) -> tuple[np.ndarray, np.ndarray]
     batch = dataset.get_batch(np.arange(len(dataset))).to(device)
     data = batch.prepared_images(run.calibration.invert_data)
     z = model.encode(data, batch.rotations, batch.shifts_angstrom, batch.ctf)
-    renders = model.render(model.decode(z), batch.rotations, batch.shifts_angstrom, batch.ctf)
+    rotations, shifts = batch.rotations, batch.shifts_angstrom
+    quality = rd.read_particle_quality(run.path)
+    if quality is not None and len(quality["score"]) == particles.n:
+        idx = np.asarray(indices, dtype=np.int64)
+        correction = np.concatenate([quality["pose_correction_rotvec_rad"][idx], quality["pose_correction_shift_angstrom"][idx]], axis=1)
+        rotations, shifts = PoseCorrections.apply(torch.as_tensor(correction, device=device), rotations, shifts)
+    renders = model.render(model.decode(z), rotations, shifts, batch.ctf)
     return data.float().cpu().numpy(), renders.float().cpu().numpy()
