@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from cryogeom.cli import main as cryogeom
 from cryogeom.errors import InputError
-from cryogeom.model.pose_correction import PoseCorrections, rotation_from_vector
+from cryogeom.model.pose_correction import PoseCorrections, gauss_newton_diagonal, rotation_from_vector
 from cryogeom.particles.dataset import ParticleDataset
 from cryogeom.particles.read import read_particles
 from cryogeom.structure import map_frame
@@ -122,37 +122,45 @@ def test_rotation_from_vector_is_rodrigues_with_exact_gradients():
 
 
 def test_pose_refinement_recovers_a_known_small_rotation(offset_sim):
-    """Renders at true poses as data; the input poses off by 4°; per-particle steps (one per
-    'epoch', as in training) bring them back."""
+    """Noisy renders at the true poses as data; the input poses off by 4°; one Fisher-scoring step
+    per particle and 'epoch', as in training, brings them back; on exact poses it stays put."""
     base = read_structure(offset_sim / "base.pdb")
     particles = read_particles(offset_sim / "particles.star")
     model = build_model(TrainConfig().network, base, 48, 2.0, map_frame.rotation_centre("box", base.ca, 48, 2.0))
     batch = ParticleDataset(particles, downsample_box=model.renderer.settings.box).get_batch(np.arange(particles.n))
-    n = particles.n
+    copies = 6  # each particle with independent noise
+    rotations, shifts = batch.rotations.repeat(copies, 1, 1), batch.shifts_angstrom.repeat(copies, 1)
+    ctf = batch.ctf[np.tile(np.arange(particles.n), copies)]
+    n = len(rotations)
+    ca = model.base_ca.expand(n, -1, -1)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        raw = model.render_raw(ca, rotations, shifts, ctf)
+        scale = raw.std()
+        data = raw / scale + 0.5 * torch.randn(raw.shape, generator=generator)
     rng = np.random.default_rng(1)
     axes = rng.normal(size=(n, 3))
     error = torch.as_tensor(Rotation.from_rotvec(np.radians(4.0) * axes / np.linalg.norm(axes, axis=1, keepdims=True)).as_matrix(), dtype=torch.float32)
-    ca = model.base_ca.expand(n, -1, -1)
-    with torch.no_grad():
-        raw = model.render_raw(ca, batch.rotations, batch.shifts_angstrom, batch.ctf)
-        scale = raw.std()
-        data = raw / scale
-    given = error @ batch.rotations
-    poses = PoseCorrections(n, prior_rotation_deg=10.0, prior_shift_angstrom=2.0, lr_rotation_deg=1.5, lr_shift_angstrom=0.2)
-    epochs = 30
-    for epoch in range(epochs):
-        correction = poses.take(np.arange(n))
-        rotations, shifts = PoseCorrections.apply(correction, given, batch.shifts_angstrom)
-        render = model.render_raw(ca, rotations, shifts, batch.ctf) / scale
-        loss = (render - data).square().mean()
-        loss.backward()
-        pixels = data.shape[-1] ** 2
-        poses.update(np.arange(n), correction, n * pixels / (2 * 0.01), 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
-    refined, _ = PoseCorrections.apply(poses.values, given, batch.shifts_angstrom)
-    before = Rotation.from_matrix((given @ batch.rotations.transpose(1, 2)).double().numpy()).magnitude()
-    after = Rotation.from_matrix((refined @ batch.rotations.transpose(1, 2)).double().numpy()).magnitude()
-    assert np.degrees(np.median(before)) == pytest.approx(4.0, abs=1e-3)
-    assert np.degrees(np.median(after)) < 1.0, np.degrees(after)
+
+    def refine(given, epochs=8):
+        poses = PoseCorrections(n, prior_rotation_deg=5.0, prior_shift_angstrom=2.0)
+        for _ in range(epochs):
+            correction = poses.take(np.arange(n))
+            r, s = PoseCorrections.apply(correction, given, shifts)
+            loss = (model.render_raw(ca, r, s, ctf) / scale - data).square().mean()
+            loss.backward()
+            noise = float(loss.detach())
+            poses.observe_curvature(gauss_newton_diagonal(lambda r, s: model.render_raw(ca, r, s, ctf) / scale, correction, given, shifts, noise))
+            poses.update(np.arange(n), correction, n * data.shape[-1] ** 2 / (2 * noise))
+        refined, _ = PoseCorrections.apply(poses.values, given, shifts)
+        return np.degrees(Rotation.from_matrix((refined @ rotations.transpose(1, 2)).double().numpy()).magnitude())
+
+    given = error @ rotations
+    before = np.degrees(Rotation.from_matrix((given @ rotations.transpose(1, 2)).double().numpy()).magnitude())
+    assert np.median(before) == pytest.approx(4.0, abs=1e-3)
+    after = refine(given)
+    assert np.median(after) < 1.0, after
+    assert np.median(refine(rotations)) < 0.5  # exact poses stay about exact
 
 
 # -- junk -----------------------------------------------------------------------------------------
@@ -199,3 +207,44 @@ def test_two_state_populations_are_uneven():
 
     w = frame_weights(102, "two-state")
     assert w.sum() == pytest.approx(1) and w.max() > 5 * w.min() and frame_weights(102, "uniform") is None
+
+
+# -- what training writes per particle ------------------------------------------------------------
+def test_training_writes_scores_junk_probabilities_and_refined_poses(tiny_run, tiny_dataset):
+    from cryogeom import run_dir as rd
+
+    quality = rd.read_particle_quality(tiny_run)
+    given = read_particles(tiny_dataset / "particles.star")
+    n = given.n
+    assert quality["score"].shape == (n,) and np.isfinite(quality["score"]).all()
+    assert quality["junk_probability"].shape == (n,) and quality["pose_correction_rotvec_rad"].shape == (n, 3)
+    refined = read_particles(tiny_run / "refined_particles.star")
+    correction = torch.as_tensor(np.concatenate([quality["pose_correction_rotvec_rad"], quality["pose_correction_shift_angstrom"]], axis=1))
+    expected_r, expected_s = PoseCorrections.apply(correction.double(), torch.as_tensor(given.rotations), torch.as_tensor(given.shifts_angstrom))
+    np.testing.assert_allclose(refined.rotations, expected_r.numpy(), atol=1e-5)
+    np.testing.assert_allclose(refined.shifts_angstrom, expected_s.numpy(), atol=1e-5)
+    assert np.abs(quality["pose_correction_rotvec_rad"]).max() > 0  # the second epoch refined them
+    assert rd.REFINED_STAR in rd.manifest(tiny_run) and rd.PARTICLE_QUALITY in rd.manifest(tiny_run)
+
+
+def test_analyze_selects_the_clean_particles_by_junk_probability(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from cryogeom import run_dir as rd
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    quality = dict(np.load(run / rd.PARTICLE_QUALITY))
+    quality["junk_probability"][:5] = 0.9  # as if five were junk
+    np.savez(run / rd.PARTICLE_QUALITY, **quality)
+    out = tmp_path / "clean.star"
+    assert cryogeom(["analyze", str(run), "--select", "junk<0.5", "-o-star", str(out), "--no-progress"]) == 0
+    kept = read_particles(out)
+    assert kept.n == len(quality["score"]) - 5
+    assert cryogeom(["analyze", str(run), "--select", "junk>=0.5", "-o-star", str(tmp_path / "junk.star"), "--no-progress", "--force"]) == 0
+    assert read_particles(tmp_path / "junk.star").n == 5
+    capsys.readouterr()
+    (run / rd.PARTICLE_QUALITY).unlink()
+    status = cryogeom(["analyze", str(run), "--select", "junk<0.5", "-o-star", str(tmp_path / "x.star"), "--no-progress", "--force"])
+    err = capsys.readouterr().err
+    assert status == 2 and "particles.npz" in err and err.count("\n") == 1

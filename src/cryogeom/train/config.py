@@ -88,8 +88,7 @@ class Losses:
     pose_refinement_start_epoch: int = 1  # after the first epoch, once the network explains the particles
     pose_prior_rotation_deg: float = 2.0  # prior standard deviation of the rotation error, per axis
     pose_prior_shift_angstrom: float = 1.0  # prior standard deviation of the shift error, per axis
-    pose_lr_rotation_deg: float = 1.0  # step of the per-particle optimiser at the schedule's top
-    pose_lr_shift_angstrom: float = 0.3
+    pose_step_fraction: float = 1.0  # of the Fisher-scoring step of each visit (model/pose_correction.py)
     junk_weighting: bool = True  # weigh each particle's image loss by 1 - its junk probability (train/junk.py)
 
 
@@ -162,8 +161,8 @@ _RULES = {
     "geometry_weight": _number(0, strict=False), "bond_weight": _number(0, strict=False), "centering_weight": _number(0, strict=False),
     "chain_weight": _number(0, strict=False), "chain_window": _whole(1), "geometry_k": _whole(1, optional=True),
     "pose_refinement": _flag(), "pose_refinement_start_epoch": _whole(0), "pose_prior_rotation_deg": _number(0, strict=True),
-    "pose_prior_shift_angstrom": _number(0, strict=True), "pose_lr_rotation_deg": _number(0, strict=False),
-    "pose_lr_shift_angstrom": _number(0, strict=False), "junk_weighting": _flag(),
+    "pose_prior_shift_angstrom": _number(0, strict=True), "pose_step_fraction": _number(0, strict=True),
+    "junk_weighting": _flag(),
     "invert_data": _flag(optional=True), "validation_size": _whole(0), "validation_fraction": _number(0, strict=False, high=1),
     "validation_k": _whole(1), "seed": _whole(0), "rotation_centre": _rotation_centre(),
     "max_minutes": _number(0, strict=True, optional=True), "threads": _whole(1, optional=True), "num_workers": _whole(0),

@@ -9,9 +9,12 @@ protein at a wrong pose the render matches little of the image and s is small.
 
 **Junk probability.** A two-component Gaussian mixture is fitted to the scores (EM); the component
 with the lower mean is junk, and a particle's junk probability is its posterior under that
-component. Where the two components are not separated (Ashman's D < :data:`MIN_SEPARATION`) or the
-lower one holds under :data:`MIN_JUNK_SHARE` of the particles, the set is taken to hold no junk and
-every probability is 0 — a clean set is never split in two.
+component. A clean set's scores spread with the view and the defocus, and a mixture fitted to them
+splits them somewhere; so the set is taken to hold no junk (every probability 0) unless the two
+components are well apart — Ashman's D ≥ :data:`MIN_SEPARATION` and the junk mean at least
+:data:`MIN_GAP_SD` standard deviations of the good component below the good mean — the junk
+component holds at least :data:`MIN_JUNK_SHARE` of the particles and at least :data:`MIN_PARTICLES`
+particles were scored.
 
 During training the image loss of each particle is weighted by ``1 - p_junk`` (refitted after
 every epoch from the scores of that epoch), so junk stops pulling on the network.
@@ -25,7 +28,9 @@ import numpy as np
 import torch
 
 MIN_SEPARATION = 2.0
+MIN_GAP_SD = 3.0
 MIN_JUNK_SHARE = 0.005
+MIN_PARTICLES = 200
 
 
 def matched_filter_scores(render: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
@@ -46,7 +51,7 @@ def junk_probability(scores: np.ndarray, iterations: int = 200) -> np.ndarray:
     out = np.zeros(len(s))
     ok = np.isfinite(s)
     x = s[ok]
-    if len(x) < 20 or np.ptp(x) == 0:
+    if len(x) < MIN_PARTICLES or np.ptp(x) == 0:
         return out
     mean = np.quantile(x, [0.05, 0.75])
     sd = np.full(2, x.std() / 2 + 1e-9)
@@ -63,8 +68,10 @@ def junk_probability(scores: np.ndarray, iterations: int = 200) -> np.ndarray:
         if converged:
             break
     low = int(np.argmin(mean))
+    high = 1 - low
     separation = math.sqrt(2) * abs(mean[1] - mean[0]) / math.sqrt(sd[0] ** 2 + sd[1] ** 2)
-    if separation < MIN_SEPARATION or weight[low] < MIN_JUNK_SHARE:
+    gap = (mean[high] - mean[low]) / sd[high]
+    if separation < MIN_SEPARATION or gap < MIN_GAP_SD or weight[low] < MIN_JUNK_SHARE:
         return out
     out[ok] = resp[:, low]
     return out

@@ -323,7 +323,7 @@ class Trainer:
         loss_scale = self.dist.loss_scale(n_local, n_global)
         (terms["loss"] * loss_scale).backward()  # DDP's average = global batch mean
         self.optimizer.step()
-        self.per_particle.after_step(batch, correction, out, values["image"], loss_scale, lr / self.config.optimisation.lr)
+        self.per_particle.after_step(self.model, batch, correction, out, values["image"], loss_scale)
         values["lr"] = lr
         return values
 

@@ -17,12 +17,17 @@ from tqdm.auto import tqdm
 
 from cryogeom import files
 from cryogeom import run_dir as rd
-from cryogeom.model.pose_correction import PoseCorrections
+from cryogeom.model.pose_correction import PoseCorrections, gauss_newton_diagonal
 from cryogeom.particles.batch import ParticleBatch
 from cryogeom.particles.relion_writer import write_star_subset
 from cryogeom.train.config import TrainConfig
 from cryogeom.train.junk import ParticleScores, junk_probability, matched_filter_scores
 from cryogeom.train.objective import forward
+
+
+#: the pose curvature is measured every this many refining steps, on this many particles of the batch
+CURVATURE_EVERY = 10
+CURVATURE_PARTICLES = 8
 
 
 class PerParticle:
@@ -31,10 +36,11 @@ class PerParticle:
         self.config = config
         self.poses = PoseCorrections(
             n, prior_rotation_deg=c.pose_prior_rotation_deg, prior_shift_angstrom=c.pose_prior_shift_angstrom,
-            lr_rotation_deg=c.pose_lr_rotation_deg, lr_shift_angstrom=c.pose_lr_shift_angstrom,
+            step_fraction=c.pose_step_fraction,
         ) if c.pose_refinement else None
         self.scores = ParticleScores(n)
         self._updated = torch.zeros(n, dtype=torch.bool)  # rows this process changed since the last merge
+        self._refining_steps = 0
 
     # -- one training step ----------------------------------------------------------------------
     def refining(self, epoch: int) -> bool:
@@ -51,14 +57,22 @@ class PerParticle:
             weights = self.scores.batch_weights(idx, batch.rotations.device)
         return correction, render_pose, weights
 
-    def after_step(self, batch: ParticleBatch, correction, out, image_loss: float, loss_scale: float, lr_factor: float) -> None:
+    def after_step(self, model, batch: ParticleBatch, correction, out, image_loss: float, loss_scale: float) -> None:
         """Record the batch's scores; step its pose corrections (after the backward pass)."""
         idx = batch.indices.cpu().numpy()
         self.scores.record(idx, matched_filter_scores(out.render.detach(), out.data.detach()))
         if correction is not None:
+            if float(self.poses.curvature_weight) == 0 or self._refining_steps % CURVATURE_EVERY == 0:
+                k = min(CURVATURE_PARTICLES, len(idx))
+                ca, ctf = out.ca[:k].detach(), batch.ctf[:k]
+                model.eval()  # the render has no batch statistics, but keep training mode out of a measurement
+                self.poses.observe_curvature(gauss_newton_diagonal(
+                    lambda r, s: model.render(ca, r, s, ctf), correction[:k], batch.rotations[:k], batch.shifts_angstrom[:k], max(image_loss, 1e-6)))
+                model.train()
+            self._refining_steps += 1
             pixels = out.data.shape[-1] * out.data.shape[-2]
             scale = len(idx) * pixels / (2 * max(image_loss, 1e-6) * loss_scale)
-            self.poses.update(idx, correction, scale, lr_factor)
+            self.poses.update(idx, correction, scale)
             self._updated[idx] = True
 
     def end_epoch(self, dist) -> dict:
@@ -78,7 +92,7 @@ class PerParticle:
 
         mask = self._updated
         if self.poses is not None:
-            for name in ("values", "m", "v", "steps"):
+            for name in ("values", "steps"):
                 t = getattr(self.poses, name)
                 changed = (t * mask.reshape(-1, *[1] * (t.dim() - 1))).to(dist.device)
                 tdist.all_reduce(changed)
