@@ -12,7 +12,8 @@ evaluate on the held-out true particles (``cryogeom evaluate``), and measure fro
 Scenarios (``--scenarios``): clean; offset (rotation centre ``--offset`` Å from the Cα centroid);
 poses (``--pose-error`` ° RMS, ``--shift-error`` Å RMS); junk (``--junk`` fraction, three kinds);
 all (the three together); offset-centroid (the offset data trained about the Cα centroid, as
-cryogeom did before it read the map's frame).
+cryogeom did before it read the map's frame); X-refined (trained with ``--refine-poses``);
+junk-unweighted (junk not down-weighted).
 
   python benchmarks/real_particles.py --out /tmp/real --per-conf 300
 """
@@ -28,15 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-SCENARIOS = ("clean", "offset", "poses", "junk", "all", "offset-centroid")
+#: scenario -> (the simulation it trains on, extra arguments of cryogeom train)
+SCENARIOS = {
+    "clean": ("clean", []), "offset": ("offset", []), "poses": ("poses", []), "junk": ("junk", []), "all": ("all", []),
+    "offset-centroid": ("offset", ["--rotation-centre", "centroid"]),  # as cryogeom trained before it read the map's frame
+    "poses-refined": ("poses", ["--refine-poses"]), "all-refined": ("all", ["--refine-poses"]),
+    "clean-refined": ("clean", ["--refine-poses"]), "junk-unweighted": ("junk", ["--set", "junk_weighting=false"]),
+}
 
 
 def simulate_args(name: str, a) -> list[str]:
     offset = ["--rotation-centre-offset", str(a.offset)]
     poses = ["--pose-error", str(a.pose_error), "--shift-error", str(a.shift_error)]
     junk = ["--junk", str(a.junk)]
-    return {"clean": [], "offset": offset, "poses": poses, "junk": junk, "all": offset + poses + junk,
-            "offset-centroid": offset}[name]
+    return {"clean": [], "offset": offset, "poses": poses, "junk": junk, "all": offset + poses + junk}[name]
 
 
 def cryogeom(*args: str) -> None:
@@ -100,21 +106,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-args", default="", help="extra arguments for cryogeom train, e.g. '--set pose_refinement=false'")
     a = ap.parse_args()
-    results = {}
+    results = json.loads((a.out / "results.json").read_text()) if (a.out / "results.json").is_file() else {}
     for name in a.scenarios.split(","):
-        sim, run = a.out / name / "sim", a.out / name / "run"
-        sim_name = "offset" if name == "offset-centroid" else name
+        sim_name, extra = SCENARIOS[name]
         sim = a.out / sim_name / "sim"
         t0 = time.time()
         if not (sim / "ground_truth.npz").is_file():
             cryogeom("simulate", "-o", str(sim), "--per-conf", str(a.per_conf), "--dose", str(a.dose), "--seed", str(a.seed),
                      "--force", "--quiet", *simulate_args(sim_name, a))
         run = a.out / name / "run"
-        extra = ["--rotation-centre", "centroid"] if name == "offset-centroid" else []
         cryogeom("train", str(sim / "particles.star"), "--structure", str(sim / "base.pdb"), "-o", str(run), "--force",
                  "--seed", str(a.seed), "--ground-truth", str(sim / "ground_truth.npz"), "--no-progress", *extra, *a.train_args.split())
         cryogeom("evaluate", str(run), "--ground-truth", str(sim / "ground_truth.npz"), "--no-progress")
-        results[name] = {**measure(sim, run), "minutes": round((time.time() - t0) / 60, 1)}
+        results[name] = {**measure(sim, run), "minutes": round((time.time() - t0) / 60, 1), "simulation": sim_name, "train_args": extra}
         print(json.dumps({name: results[name]}, indent=1), flush=True)
         (a.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 

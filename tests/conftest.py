@@ -56,7 +56,7 @@ def tiny_run(tiny_dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("tiny_run") / "run"
     status = main([
         "train", str(tiny_dataset / "particles.star"), "--structure", str(tiny_dataset / "base.pdb"),
-        "-o", str(run), "--epochs", "2", "--batch-size", "16", "--no-progress",
+        "-o", str(run), "--epochs", "2", "--batch-size", "16", "--no-progress", "--refine-poses",
         "--ground-truth", str(tiny_dataset / "ground_truth.npz"),
     ])
     assert status == 0

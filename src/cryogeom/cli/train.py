@@ -72,6 +72,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--map", metavar="MRC", help="the consensus map the structure was fitted into: the particles rotate about its box centre (origin + D/2 · voxel)")
     where.add_argument("--rotation-centre", nargs="+", metavar="X", help="box: the particles' box centre, (D/2) · pixel Å on each axis, as for a map with zero origin; "
                        "centroid: the structure's Cα centroid (data simulated about it); or X Y Z in Å (default: box)")
+    poses = p.add_mutually_exclusive_group()
+    poses.add_argument("--refine-poses", dest="pose_refinement", action="store_const", const=True,
+                       help="learn a small correction of every particle's pose, held near the input by a prior; writes refined_particles.star "
+                            "(default: off: at the signal of small proteins at ~50 e/Å² the images say too little per particle, see BENCHMARKS.md)")
+    poses.add_argument("--no-refine-poses", dest="pose_refinement", action="store_const", const=False)
     p.add_argument("--ground-truth", help="ground_truth.npz from cryogeom simulate: score the validation set every epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in the output directory")
     p.add_argument("--force", action="store_true", help="replace the run in the output directory: once the new inputs are read and checked, the files cryogeom wrote there (listed in cryogeom_files.json) are removed; other files stay")
@@ -154,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         invert_data=args.invert_data,
         reference_channel=args.reference_channel,
+        pose_refinement=args.pose_refinement,
     )
     config = config.replace(**parse_settings(args.set))
     config.check()

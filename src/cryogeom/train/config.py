@@ -84,7 +84,7 @@ class Losses:
     chain_weight: float = 0.5  # δ: the geometry loss over residues 1…chain_window bonds apart (the trace's local fold)
     chain_window: int = 3
     geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
-    pose_refinement: bool = True  # learn a per-particle correction of each pose (model/pose_correction.py)
+    pose_refinement: bool = False  # learn a per-particle correction of each pose (model/pose_correction.py)
     pose_refinement_start_epoch: int = 1  # after the first epoch, once the network explains the particles
     pose_prior_rotation_deg: float = 2.0  # prior standard deviation of the rotation error, per axis
     pose_prior_shift_angstrom: float = 1.0  # prior standard deviation of the shift error, per axis
