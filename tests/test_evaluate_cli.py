@@ -12,7 +12,7 @@ from cryogeom.cli import main
 from cryogeom.evaluate.evaluation import Scores, format_table, score_conformations, validation_particles
 from cryogeom.imaging.rotations import random_rotations
 
-FIGURES = ("per_residue_error.png", "latent_pca_vs_frame.png", "latent_pca.png", "loss_curves.png", "images_renders.png")
+FIGURES = ("per_residue_error.png", "latent_pca_vs_frame.png", "latent_pca.png", "loss_curves.png", "images_renders.png", "particle_quality.png")
 
 
 def copy_run(run, dst):

@@ -139,10 +139,12 @@ def test_figures_from_synthetic_data_are_non_blank_pngs(tmp_path, base):
     z = np.column_stack([frames + rng.normal(size=60) * 0.3, rng.normal(size=(60, 7)) * 0.1])
     images = rng.normal(size=(4, 24, 24))
     renders = np.exp(-((np.arange(24) - 12) ** 2)[:, None] / 20 - ((np.arange(24) - 12) ** 2)[None, :] / 30) * np.ones((4, 1, 1))
+    score = np.concatenate([rng.normal(7, 1, 300), rng.normal(0, 1, 30)])
+    quality = {"score": score, "junk_probability": (score < 3).astype(float), "pose_correction_rotvec_rad": rng.normal(size=(330, 3)) * 0.02}
     written = [
         figures.plot_per_residue_errors(result, tmp_path / figures.PER_RESIDUE),
         figures.plot_latent_vs_frame(z, frames, tmp_path / figures.LATENT_VS_FRAME),
-        *figures.run_figures(tmp_path, metrics=_metrics(True), z=z, images=images, renders=renders, labels=list("abcd")),
+        *figures.run_figures(tmp_path, metrics=_metrics(True), z=z, images=images, renders=renders, labels=list("abcd"), quality=quality),
     ]
     assert sorted(p.name for p in written) == sorted(figures.CAPTIONS)
     for path in written:

@@ -152,9 +152,9 @@ def test_report_command_rebuilds_the_figures_that_need_no_ground_truth(tiny_run,
     shutil.copytree(tiny_run, run)
     assert main(["report", str(run), "--no-progress"]) == 0
     names = sorted(p.name for p in (run / "figures").iterdir())
-    assert names == sorted([figures.LOSS_CURVES, figures.LATENT, figures.IMAGES_RENDERS])
+    assert names == sorted([figures.LOSS_CURVES, figures.LATENT, figures.IMAGES_RENDERS, figures.PARTICLE_QUALITY])
     page = parse((run / "report.html").read_text())
-    assert all(src.startswith("data:image/png;base64,") for src in page.srcs) and len(page.srcs) == 3
+    assert all(src.startswith("data:image/png;base64,") for src in page.srcs) and len(page.srcs) == 4
     assert "emd-rmsd" in page.by_id  # validation scores recorded during training
 
 
@@ -166,7 +166,8 @@ def test_report_command_without_the_particle_file_still_writes_the_page(tiny_run
     (run / "config.json").write_text(json.dumps(meta))
     assert main(["report", str(run)]) == 0
     assert "skipping the latent and render figures" in capsys.readouterr().err
-    assert [p.name for p in (run / "figures").iterdir()] == [figures.LOSS_CURVES]
+    # the particles' scores come from the run itself (particles.npz), not the particle file
+    assert sorted(p.name for p in (run / "figures").iterdir()) == sorted([figures.LOSS_CURVES, figures.PARTICLE_QUALITY])
 
 
 def test_report_command_bad_input_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys):
