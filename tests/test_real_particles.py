@@ -248,3 +248,25 @@ def test_analyze_selects_the_clean_particles_by_junk_probability(tiny_run, tmp_p
     status = cryogeom(["analyze", str(run), "--select", "junk<0.5", "-o-star", str(tmp_path / "x.star"), "--no-progress", "--force"])
     err = capsys.readouterr().err
     assert status == 2 and "particles.npz" in err and err.count("\n") == 1
+
+
+def test_other_protein_junk_holds_a_particle_that_is_not_the_base(tmp_path):
+    sim = tmp_path / "sim"
+    assert cryogeom(["simulate", *SIM, "--per-conf", "12", "--junk", "0.5", "--junk-kinds", "other", "--noiseless", "--no-ice", "-o", str(sim)]) == 0
+    truth = np.load(sim / "ground_truth.npz")
+    assert set(np.unique(truth["junk_kind"])) == {0, 2}
+    base = read_structure(sim / "base.pdb")
+    render, images = _base_renders(sim, base, map_frame.rotation_centre("box", base.ca, 48, 2.0))
+    corr = _correlation(render, images)
+    junk = truth["junk"]
+    assert corr[~junk].min() > 0.9  # the true particles are the base structure at their poses
+    # another protein: a globule of about the same size, but not the base's projection
+    assert corr[junk].max() < 0.8 and corr[junk].mean() < corr[~junk].min() - 0.3, corr[junk]
+    assert images[junk].std(dim=(-2, -1)).min() > 0.5 * images[~junk].std(dim=(-2, -1)).mean()
+
+
+def test_a_rotation_centre_that_is_not_three_numbers_is_exit_2(offset_sim, tmp_path, capsys):
+    status = cryogeom(["train", str(offset_sim / "particles.star"), "--structure", str(offset_sim / "base.pdb"), "-o", str(tmp_path / "run"),
+                       "--rotation-centre", "1", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "--rotation-centre 1 2" in err
