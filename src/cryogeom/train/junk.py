@@ -1,11 +1,15 @@
 """How well the model explains each particle, and which particles are junk.
 
 **Score.** For a particle image x and the render r of its predicted conformation at its pose, both
-with their mean removed, the matched-filter statistic ``s = <x, r> / |r|``: the amplitude of the
-predicted particle in the image, in units of the data's per-pixel standard deviation (which the
-image preparation sets to about 1). On an image holding only noise s is about N(0, 1); on a
-particle the model explains, s grows with the particle's signal; on another protein or the right
-protein at a wrong pose the render matches little of the image and s is small.
+with their mean removed, the whitened matched-filter statistic ``s = <x, r>_N / |r|_N`` with
+``<a, b>_N = Σ_k Re(â_k conj(b̂_k)) / N(|k|)`` over the Fourier coefficients and N the noise power
+per spatial frequency shell, estimated as the mean power of the batch's images (at the doses of
+cryo-EM, nearly all noise): the amplitude of the predicted particle in the image, in units of the
+noise. On an image holding only noise s is about N(0, 1); on a particle the model explains, s
+grows with the particle's signal; on another protein or the right protein at a wrong pose the
+render matches little of the image and s is small. Whitening weighs each frequency by how much it
+can tell: without it the low frequencies, where globular proteins of one size look alike, drown
+the rest.
 
 **Junk probability.** A two-component Gaussian mixture is fitted to the scores (EM); the component
 with the lower mean is junk, and a particle's junk probability is its posterior under that
@@ -33,11 +37,34 @@ MIN_JUNK_SHARE = 0.005
 MIN_PARTICLES = 200
 
 
-def matched_filter_scores(render: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """[B] ``<x, r> / |r|`` of images ``data`` and renders ``render`` [B, D, D], means removed."""
-    r = render - render.mean(dim=(-2, -1), keepdim=True)
-    x = data - data.mean(dim=(-2, -1), keepdim=True)
-    return (r * x).sum(dim=(-2, -1)) / r.square().sum(dim=(-2, -1)).sqrt().clamp_min(1e-12)
+def noise_power_per_shell(images: torch.Tensor) -> torch.Tensor:
+    """[D, D // 2 + 1] the mean power of ``images`` [B, D, D] (means removed) in each ring of the
+    rfft2 grid (rounded radius in pixels), spread back over the grid."""
+    d = images.shape[-1]
+    ky = torch.fft.fftfreq(d, device=images.device)[:, None] * d
+    kx = torch.fft.rfftfreq(d, device=images.device)[None, :] * d
+    shell = (ky.square() + kx.square()).sqrt().round().long()
+    power = torch.fft.rfft2(images - images.mean(dim=(-2, -1), keepdim=True)).abs().square().mean(0)
+    total = torch.zeros(int(shell.max()) + 1, dtype=power.dtype, device=power.device).index_add_(0, shell.flatten(), power.flatten())
+    count = torch.bincount(shell.flatten()).to(power.dtype)
+    return (total / count.clamp_min(1))[shell].clamp_min(1e-12)
+
+
+def matched_filter_scores(render: torch.Tensor, data: torch.Tensor, noise_power: torch.Tensor | None = None) -> torch.Tensor:
+    """[B] the whitened ``<x, r>_N / |r|_N`` of images ``data`` and renders ``render`` [B, D, D]
+    (module docstring); ``noise_power`` [D, D // 2 + 1] defaults to :func:`noise_power_per_shell`
+    of ``data``."""
+    noise = noise_power_per_shell(data) if noise_power is None else noise_power
+    fr = torch.fft.rfft2(render - render.mean(dim=(-2, -1), keepdim=True))
+    fx = torch.fft.rfft2(data - data.mean(dim=(-2, -1), keepdim=True))
+    cross = (fx * fr.conj()).real / noise
+    # the rfft2 half-plane counts the self-conjugate columns once and the others for two: weigh them so
+    weight = torch.full((fr.shape[-1],), 2.0, dtype=cross.dtype, device=cross.device)
+    weight[0] = 1.0
+    if data.shape[-1] % 2 == 0:
+        weight[-1] = 1.0
+    norm = ((fr.abs().square() / noise) * weight).sum(dim=(-2, -1)).sqrt().clamp_min(1e-12)
+    return (cross * weight).sum(dim=(-2, -1)) / norm
 
 
 def _normal_pdf(x, mean, sd):
