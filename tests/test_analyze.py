@@ -464,3 +464,32 @@ def test_maps_of_the_states_are_made_and_checked_against_their_models(tiny_run, 
     assert main(["report", str(run), "--no-figures"]) == 0
     page = (run / "report.html").read_text()
     assert "analysis/maps_fsc.png" in page and "Maps of the states from their own particles" in page
+
+
+def test_flat_principal_components_get_no_traversal():
+    rng = np.random.default_rng(0)
+    n = 400
+    one = np.outer(rng.normal(size=n), rng.normal(size=8)) * 10 + rng.normal(size=(n, 8)) * 1e-3
+    analysis = analyze_latents(one, AnalysisSettings(n_pcs=3, n_points=4, n_clusters=3))
+    assert [t.name for t in analysis.traversals] == ["pc1"] and analysis.flat == (1, 2)
+    two = one + np.outer(rng.normal(size=n), rng.normal(size=8)) * 3
+    analysis = analyze_latents(two, AnalysisSettings(n_pcs=3, n_points=4, n_clusters=3))
+    assert [t.name for t in analysis.traversals] == ["pc1", "pc2"] and analysis.flat == (2,)
+    assert analysis.pca.explained_variance_ratio[2] < 0.01 <= analysis.pca.explained_variance_ratio[1]
+
+
+def test_an_earlier_traversal_of_a_now_flat_pc_is_removed_and_other_files_kept(deforming_run, tmp_path):
+    import json
+
+    from cryogeom.analysis.latent_analysis import write_analysis
+
+    rng = np.random.default_rng(1)
+    spread = np.outer(rng.normal(size=60), rng.normal(size=8)) + np.outer(rng.normal(size=60), rng.normal(size=8)) * 0.5
+    write_analysis(analyze_latents(spread, AnalysisSettings(n_pcs=2, n_points=3, n_clusters=2)), deforming_run, tmp_path)
+    assert (tmp_path / "pc2_traversal.pdb").is_file()
+    (tmp_path / "pc3_traversal.pdb").write_text("REMARK a user's file\n")
+    flat = np.outer(rng.normal(size=60), rng.normal(size=8))
+    write_analysis(analyze_latents(flat, AnalysisSettings(n_pcs=3, n_points=3, n_clusters=2)), deforming_run, tmp_path)
+    assert not (tmp_path / "pc2_traversal.pdb").exists()  # written by the earlier analysis, flat now
+    assert (tmp_path / "pc3_traversal.pdb").read_text() == "REMARK a user's file\n"  # never listed by cryogeom
+    assert json.loads((tmp_path / "pca.json").read_text())["flat_pcs"] == ["pc2", "pc3"]

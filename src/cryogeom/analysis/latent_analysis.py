@@ -39,6 +39,9 @@ from cryogeom.files import atomic_output
 from cryogeom.structure.write import write_pdb
 
 MANIFEST_NAME = "analysis.json"
+#: a PC that carries less than this fraction of z's variance is flat: no traversal is written for it
+#: (decoded, it barely moves the structure); PC1 always gets one
+MIN_TRAVERSAL_VARIANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class LatentAnalysis:
     pc_scores: np.ndarray  # [n, k]
     traversals: tuple[Traversal, ...]
     clusters: KMeansResult
+    flat: tuple[int, ...] = ()  # 0-based PCs among the first n_pcs with no traversal (< MIN_TRAVERSAL_VARIANCE)
 
 
 def output_names(settings: AnalysisSettings) -> list[str]:
@@ -94,9 +98,11 @@ def analyze_latents(z, settings: AnalysisSettings = AnalysisSettings()) -> Laten
     if settings.n_pcs > pca.n_components:
         raise InputError(f"--pcs: {n} particles give only {pca.n_components} principal components, got {settings.n_pcs}")
     scores = pca.transform(z)
-    traversals = tuple(pc_traversal(pca, scores, i, settings.n_points) for i in range(settings.n_pcs))
+    ratio = pca.explained_variance_ratio
+    flat = tuple(i for i in range(1, settings.n_pcs) if ratio[i] < MIN_TRAVERSAL_VARIANCE)
+    traversals = tuple(pc_traversal(pca, scores, i, settings.n_points) for i in range(settings.n_pcs) if i not in flat)
     clusters = kmeans_latents(z, settings.n_clusters, seed=settings.seed)
-    return LatentAnalysis(z=z, settings=settings, pca=pca, pc_scores=scores, traversals=traversals, clusters=clusters)
+    return LatentAnalysis(z=z, settings=settings, pca=pca, pc_scores=scores, traversals=traversals, clusters=clusters, flat=flat)
 
 
 def manifest(settings: AnalysisSettings, z=None) -> dict:
@@ -138,6 +144,20 @@ def check_outputs(out_dir: str | os.PathLike, settings: AnalysisSettings, z=None
         )
 
 
+def _remove_earlier_flat_traversals(out: Path, flat) -> None:
+    """An earlier analysis in ``out`` may have written a traversal for a PC that is flat now: remove
+    it where that analysis's pca.json names it as its own, so that no stale motion is shown."""
+    try:
+        earlier = json.loads((out / "pca.json").read_text()).get("traversals", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    for i in flat:
+        name = f"pc{i + 1}"
+        path = out / f"{name}_traversal.pdb"
+        if path.is_file() and isinstance(earlier, dict) and name in earlier:
+            path.unlink()
+
+
 def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **manifest_extra) -> list[Path]:
     """Decode the traversals and cluster representatives with ``run`` and write every output file
     (see the module docstring) into ``out_dir``; returns the paths written. ``manifest_extra``
@@ -151,6 +171,7 @@ def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **
         path = out / f"{traversal.name}_traversal.pdb"
         write_pdb(path, base, decode_latents(run, traversal.z))
         written.append(path)
+    _remove_earlier_flat_traversals(out, analysis.flat)
     write_pdb(out / "cluster_centres.pdb", base, decode_latents(run, clusters.centres))
     write_pdb(out / "cluster_nearest.pdb", base, decode_latents(run, analysis.z[clusters.nearest]))
     written += [out / "cluster_centres.pdb", out / "cluster_nearest.pdb"]
@@ -165,6 +186,7 @@ def write_analysis(analysis: LatentAnalysis, run, out_dir: str | os.PathLike, **
             t.name: {"file": f"{t.name}_traversal.pdb", "percentiles": list(PERCENTILES), "scores": t.scores.tolist()}
             for t in analysis.traversals
         },
+        "flat_pcs": [f"pc{i + 1}" for i in analysis.flat],
     }
     files.write_json(out / "pca.json", info)
     files.write_json(

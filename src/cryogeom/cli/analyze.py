@@ -4,7 +4,8 @@ Computes the latent of every particle the run was trained on (or of --particles;
 z.npy from cryogeom predict or from an earlier analysis) and writes into -o (default RUN/analysis):
 pca.json and pca.png (explained variance; PC1 vs PC2 density; PC histograms), pcs.npy (PC scores),
 pc1_traversal.pdb ... (conformations from the 5th to the 95th percentile of each PC, the others at
-the mean), labels.npy, clusters.json, cluster_centres.pdb and cluster_nearest.pdb (MODEL i+1 is
+the mean; none for a PC after the first that carries under 1 % of the variance of z: it is flat,
+and it is said so), labels.npy, clusters.json, cluster_centres.pdb and cluster_nearest.pdb (MODEL i+1 is
 cluster i; clusters are numbered from 0, largest first), z.npy (when computed) and analysis.json.
 Every PDB is a Cα trace in the base structure's frame, one MODEL per conformation. In ChimeraX:
 `open pc1_traversal.pdb` then `mseries #1` (or `mseries slider #1`) plays it; or
@@ -12,7 +13,8 @@ Every PDB is a Cα trace in the base structure's frame, one MODEL per conformati
 
 --select EXPR -o-star OUT.star writes the particles of a latent region as a subset of the RELION
 .star (every column kept): conditions joined by commas must all hold; cluster=3,5 means cluster 3
-or 5; pcK<X, pcK<=X, pcK>X, pcK>=X compare PC scores (latent units, as in pcs.npy and pca.png).
+or 5; pcK<X, pcK<=X, pcK>X, pcK>=X compare PC scores (latent units, as in pcs.npy and pca.png);
+junk<P, junk>=P and score>S select by the run's per-particle junk probability and score.
 Re-running with the same settings and latents rewrites identical outputs; other settings need
 --force (or another -o), as does an existing OUT.star.
 
@@ -166,6 +168,8 @@ def main(args: argparse.Namespace) -> int:
     shown = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(ratio[: settings.n_pcs]))
     print(f"analysed {len(z)} latents ({latent_dim}-dimensional): explained variance {shown}")
     print(f"k-means: {analysis.clusters.k} clusters of sizes {', '.join(map(str, analysis.clusters.sizes))}")
+    for i in analysis.flat:
+        print(f"PC{i + 1} carries {100 * ratio[i]:.3g}% of the variance of z: flat, no traversal written")
     traversals = ", ".join(f"{t.name}_traversal.pdb" for t in analysis.traversals)
     print(f"wrote {out}: pca.json, pca.png, pcs.npy, {traversals}, labels.npy, clusters.json, cluster_centres.pdb, cluster_nearest.pdb")
     if selection is not None:
