@@ -250,10 +250,18 @@ def test_the_3d_view_of_the_motion_draws_in_headless_chromium(tiny_run, tiny_dat
     page = tmp_path / "viewer.html"
     page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='margin:0'>{viewer_section(run)}</body></html>")
     webgl = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--virtual-time-budget=3000"]
-    dom = run_chromium(tmp_path, *webgl, "--dump-dom", page.resolve().as_uri()).stdout
+    # Software WebGL in a headless browser on a busy machine now and then ends its time budget
+    # before the first frame: up to three tries, each in a fresh browser; the page must draw in one.
+    for _ in range(3):
+        dom = run_chromium(tmp_path, *webgl, "--dump-dom", page.resolve().as_uri()).stdout
+        if 'data-drawn="yes"' in dom:
+            break
     assert 'data-drawn="yes"' in dom, "the viewer script did not draw"
     shot = tmp_path / "viewer.png"
-    run_chromium(tmp_path, *webgl, f"--screenshot={shot}", "--window-size=900,800", page.resolve().as_uri())
-    canvas = imread(shot)[..., :3][250:700, 50:850]  # inside the 520 px viewer, below the heading and menu
-    colours = np.unique(np.round(canvas.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    for _ in range(3):
+        run_chromium(tmp_path, *webgl, f"--screenshot={shot}", "--window-size=900,800", page.resolve().as_uri())
+        canvas = imread(shot)[..., :3][250:700, 50:850]  # inside the 520 px viewer, below the heading and menu
+        colours = np.unique(np.round(canvas.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+        if canvas.std() > 0.02 and len(colours) > 50:
+            break
     assert canvas.std() > 0.02 and len(colours) > 50, f"the 3D view is blank ({len(colours)} colours)"
