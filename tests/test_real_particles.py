@@ -270,3 +270,18 @@ def test_a_rotation_centre_that_is_not_three_numbers_is_exit_2(offset_sim, tmp_p
                        "--rotation-centre", "1", "2", "--no-progress"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "--rotation-centre 1 2" in err
+
+
+def test_rows_merged_across_processes_come_from_the_process_that_changed_them():
+    from cryogeom.train.per_particle import merge_rows
+
+    before = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [float("nan"), 0.0]])
+    a, b = before.clone(), before.clone()
+    changed_a, changed_b = torch.tensor([True, False, False, True]), torch.tensor([False, True, False, False])
+    a[0], a[3], b[1] = torch.tensor([10.0, 11.0]), torch.tensor([7.0, 8.0]), torch.tensor([20.0, 21.0])
+    # process b's contributions, in the order merge_rows reduces: the rows, then the counts
+    shape = (-1, 1)
+    from_b = iter([torch.where(changed_b.reshape(shape), b, torch.zeros_like(b)), changed_b.long()])
+    merged = merge_rows(a, changed_a, lambda t: t + next(from_b))
+    expected = torch.tensor([[10.0, 11.0], [20.0, 21.0], [3.0, 3.0], [7.0, 8.0]])
+    torch.testing.assert_close(merged, expected)

@@ -30,6 +30,17 @@ CURVATURE_EVERY = 10
 CURVATURE_PARTICLES = 8
 
 
+def merge_rows(t: torch.Tensor, changed: torch.Tensor, all_reduce) -> torch.Tensor:
+    """Rows [n, ...] of ``t`` after a merge across processes: a row that one process ``changed``
+    (bool [n]) takes that process's value, the others keep their own (equal on every process).
+    ``all_reduce`` sums a tensor over the processes and returns it."""
+    shape = (-1,) + (1,) * (t.dim() - 1)
+    own = torch.where(changed.reshape(shape), t, torch.zeros_like(t))
+    total = all_reduce(torch.nan_to_num(own) if t.is_floating_point() else own)
+    count = all_reduce(changed.long())
+    return torch.where((count > 0).reshape(shape), total.to(t.dtype), t)
+
+
 class PerParticle:
     def __init__(self, n: int, config: TrainConfig):
         c = config.losses
@@ -39,7 +50,8 @@ class PerParticle:
             step_fraction=c.pose_step_fraction,
         ) if c.pose_refinement else None
         self.scores = ParticleScores(n)
-        self._updated = torch.zeros(n, dtype=torch.bool)  # rows this process changed since the last merge
+        self._updated = torch.zeros(n, dtype=torch.bool)  # pose rows this process changed since the last merge
+        self._scored = torch.zeros(n, dtype=torch.bool)  # scores this process recorded since the last merge
         self._refining_steps = 0
 
     # -- one training step ----------------------------------------------------------------------
@@ -61,14 +73,13 @@ class PerParticle:
         """Record the batch's scores; step its pose corrections (after the backward pass)."""
         idx = batch.indices.cpu().numpy()
         self.scores.record(idx, matched_filter_scores(out.render.detach(), out.data.detach()))
+        self._scored[idx] = True
         if correction is not None:
             if float(self.poses.curvature_weight) == 0 or self._refining_steps % CURVATURE_EVERY == 0:
                 k = min(CURVATURE_PARTICLES, len(idx))
                 ca, ctf = out.ca[:k].detach(), batch.ctf[:k]
-                model.eval()  # the render has no batch statistics, but keep training mode out of a measurement
                 self.poses.observe_curvature(gauss_newton_diagonal(
                     lambda r, s: model.render(ca, r, s, ctf), correction[:k], batch.rotations[:k], batch.shifts_angstrom[:k], max(image_loss, 1e-6)))
-                model.train()
             self._refining_steps += 1
             pixels = out.data.shape[-1] * out.data.shape[-2]
             scale = len(idx) * pixels / (2 * max(image_loss, 1e-6) * loss_scale)
@@ -87,25 +98,21 @@ class PerParticle:
         return row
 
     def _merge(self, dist) -> None:
-        """Each particle is trained on one process: sum what each process changed (DDP)."""
+        """Each particle is trained on one process: take every row from the process that changed it (DDP)."""
         import torch.distributed as tdist
 
-        mask = self._updated
+        def reduce(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(dist.device)
+            tdist.all_reduce(t)
+            return t.cpu()
+
         if self.poses is not None:
-            for name in ("values", "steps"):
-                t = getattr(self.poses, name)
-                changed = (t * mask.reshape(-1, *[1] * (t.dim() - 1))).to(dist.device)
-                tdist.all_reduce(changed)
-                kept = (t * (~mask).reshape(-1, *[1] * (t.dim() - 1))).to(dist.device)
-                count = mask.to(dist.device).long()
-                tdist.all_reduce(count)
-                setattr(self.poses, name, torch.where(count.reshape(-1, *[1] * (t.dim() - 1)) > 0, changed, kept).cpu().to(t.dtype))
-        scores = torch.as_tensor(np.nan_to_num(self.scores.scores, nan=0.0), device=dist.device)
-        seen = torch.as_tensor(np.isfinite(self.scores.scores), device=dist.device).double()
-        tdist.all_reduce(scores)
-        tdist.all_reduce(seen)
-        self.scores.scores = np.where(seen.cpu().numpy() > 0, scores.cpu().numpy() / np.maximum(seen.cpu().numpy(), 1), np.nan)
+            self.poses.values = merge_rows(self.poses.values, self._updated, reduce)
+            self.poses.steps = merge_rows(self.poses.steps, self._updated, reduce)
+        scores = merge_rows(torch.as_tensor(self.scores.scores), self._scored, reduce)
+        self.scores.scores = scores.numpy()
         self._updated.zero_()
+        self._scored.zero_()
 
     # -- saving ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
