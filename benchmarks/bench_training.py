@@ -6,11 +6,14 @@ the preset's batch size. Prints a Markdown row per preset.
 
 Usage:
   python benchmarks/bench_training.py /tmp/adk50 --presets default paper
+  python benchmarks/bench_training.py /tmp/cftr --presets default \
+      --variant "3 Å:train_pixel_angstrom=3" --variant "k=32:geometry_k=32"   # the default, changed
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -32,6 +35,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--variant", action="append", default=[],
+                    help="LABEL:NAME=VALUE,NAME=VALUE — the first preset with these settings changed (JSON values)")
     args = ap.parse_args()
     particles = read_particles(f"{args.sim}/particles.star")
     base = read_structure(f"{args.sim}/base.pdb")
@@ -39,10 +44,15 @@ def main() -> None:
           f"threads {args.threads or torch.get_num_threads()}; {particles.n} particles of {particles.box} px\n")
     print("| preset | encoder input | density | batch | s/step | images/s |")
     print("|---|---|---|---|---|---|")
-    for name in args.presets:
-        run = tempfile.mkdtemp(prefix=f"bench_{name}_")
+    cases = [(name, name, {}) for name in args.presets]
+    for variant in args.variant:
+        label, _, settings = variant.partition(":")
+        changed = {k: json.loads(v) for k, v in (item.split("=", 1) for item in settings.split(",") if item)}
+        cases.append((f"{args.presets[0]}, {label}", args.presets[0], changed))
+    for name, preset_name, changed in cases:
+        run = tempfile.mkdtemp(prefix="bench_training_")
         try:
-            cfg = preset(name, epochs=1, threads=args.threads)
+            cfg = preset(preset_name, epochs=1, threads=args.threads).replace(**changed)
             tr = Trainer(cfg, particles, base, run, progress=False, log=lambda *a, **k: None)
             bs = cfg.optimisation.batch_size
             idx = tr.train_idx

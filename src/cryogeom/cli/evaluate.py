@@ -72,6 +72,11 @@ def main(args: argparse.Namespace) -> int:
     rd.write_json(run_dir, rd.EVALUATION, record)
     report = write_report(run_dir)
     print(format_table(evaluation.scores, evaluation.k, evaluation.n_residues))
+    if evaluation.latent is not None:
+        lat = evaluation.latent
+        print("latent PCs, share of z's variance: " + ", ".join(f"PC{i + 1} {100 * v:.1f} %" for i, v in enumerate(lat.variance_fraction[:4])))
+        for name, pc, r, r2 in zip(lat.names, lat.best_pc, lat.best_abs_r, lat.linear_r2):
+            print(f"  {name}: |r| = {r:.2f} with PC{pc + 1}; linear fit on z R² = {r2:.2f}")
     t = evaluation.timings_seconds
     print(f"took {t['total']:.1f} s (predict {t['predict']:.1f} s, scores {t['scores']:.1f} s, figures {t['figures']:.1f} s)")
     print(f"wrote {run_dir / rd.EVALUATION}, {len(written)} figures in {figures_dir}, {report}")

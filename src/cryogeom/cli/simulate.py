@@ -38,7 +38,9 @@ from cryogeom.errors import InputError
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("structure (default: the built-in ADK example)")
-    src.add_argument("--example", choices=("adk", "cftr"), help="a built-in example: adk (214 residues, 102 frames) or cftr (1,181 residues, 200 frames; needs --box 160 at 1 Å/px)")
+    src.add_argument("--example", choices=("adk", "adk-2d", "cftr"),
+                     help="a built-in example: adk (214 residues, 102 frames), adk-2d (ADK's LID and NMP closing "
+                          "independently: a 16 x 16 grid, 256 frames) or cftr (1,181 residues, 200 frames; needs --box 160 at 1 Å/px)")
     src.add_argument("--topology", metavar="TOP", help="topology or structure file (PSF, PDB, mmCIF, GRO, …)")
     src.add_argument("--trajectory", metavar="TRAJ", help="trajectory file (DCD, XTC, TRR, multi-model PDB, …)")
     src.add_argument("--frames", metavar="SEL", help="frames to image: START:STOP[:STEP] (Python slice) or a comma list (default: all)")
@@ -155,6 +157,13 @@ def _load_trajectory(args):
     return read_trajectory(args.topology, args.trajectory), source
 
 
+def _coordinates(trajectory) -> dict:
+    """The trajectory's known coordinates per frame for ground_truth.npz (a made landscape's), if any."""
+    if trajectory.coordinates is None:
+        return {}
+    return {"coordinates": trajectory.coordinates, "coordinate_names": np.array(trajectory.coordinate_names)}
+
+
 def main(args) -> int:
     from cryogeom.simulate.dataset import check_output_dir, write_dataset
     from cryogeom.simulate.simulator import AtomicEnsemble, ImageFormation, draw_particles
@@ -213,7 +222,7 @@ def main(args) -> int:
                 "pose_error_deg": args.pose_error, "shift_error_angstrom": args.shift_error, "junk_fraction": args.junk,
                 "junk_kinds": kinds, "populations": args.populations},
         written_poses=written,
-        ground_truth_extra={"junk": junk_kind > 0, "junk_kind": junk_kind, "junk_kind_names": np.array(imperfect.JUNK_KINDS),
+        ground_truth_extra={**_coordinates(trajectory), "junk": junk_kind > 0, "junk_kind": junk_kind, "junk_kind_names": np.array(imperfect.JUNK_KINDS),
                             "rotation_centre_offset_angstrom": offset, "written_rotations": written[0],
                             "written_shifts_angstrom": written[1]},
     )

@@ -25,7 +25,7 @@ from cryogeom.errors import InputError
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from cryogeom.train.config import CHOICES, PRESETS, TrainConfig  # torch: imported when the parser is built
+    from cryogeom.train.config import CHOICES, LARGE_PROTEIN_GEOMETRY_K, LARGE_PROTEIN_RESIDUES, PRESETS, TrainConfig  # torch: imported when the parser is built
 
     d = TrainConfig()  # the default preset; --preset paper changes some (see README)
     o, n, w = d.optimisation, d.network, d.losses
@@ -47,14 +47,17 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--density", choices=CHOICES["density"], help=f"what is rendered for each residue (default: {n.density})")
     p.add_argument("--train-pixel", type=positive_float,
                    help=f"images are Fourier-cropped to about this pixel size in Å for training, never below the data's own "
-                        f"(default: {n.train_pixel_angstrom:g} Å; --set train_pixel_angstrom=null keeps full resolution)")
+                        f"(default: {n.train_pixel_angstrom:g} Å, coarser where the box would exceed {n.max_train_box} pixels; "
+                        f"--set train_pixel_angstrom=null --set max_train_box=null keeps full resolution)")
     p.add_argument("--geometry-weight", "--alpha", dest="geometry_weight", type=nonnegative_float,
                    help=f"α: weight of the geometry degradation loss, 0 switches it off (default: {w.geometry_weight:g})")
     p.add_argument("--bond-weight", "--beta", dest="bond_weight", type=nonnegative_float, help=f"β: weight of the bond-length loss (default: {w.bond_weight:g})")
     p.add_argument("--centering-weight", "--gamma", dest="centering_weight", type=nonnegative_float, help=f"γ: weight of the centering loss (default: {w.centering_weight:g})")
     p.add_argument("--chain-weight", type=nonnegative_float,
                    help=f"δ: weight of the chain loss, the geometry loss over residues 1-{w.chain_window} bonds apart (the chain's local fold); 0 switches it off (default: {w.chain_weight:g})")
-    p.add_argument("--geometry-k", type=positive_int, help="k-nearest-neighbour geometry loss, O(kN) pairs, for large proteins (default: all pairs)")
+    p.add_argument("--geometry-k", type=positive_int,
+                   help=f"k-nearest-neighbour geometry loss, O(kN) pairs (default: all pairs up to {LARGE_PROTEIN_RESIDUES} residues, "
+                        f"k = {LARGE_PROTEIN_GEOMETRY_K} above; --set geometry_k=null: all pairs always)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference-channel", dest="reference_channel", action="store_const", const=True,
                      help="the encoder also sees the base structure rendered at the particle's pose (default: on)")

@@ -33,7 +33,8 @@ from cryogeom import __version__
 from cryogeom.errors import InputError
 from cryogeom.metrics.baselines import baseline_scores
 from cryogeom.metrics.emd import emd_rmsd, mean_rmsd
-from cryogeom.metrics.ground_truth import load_ground_truth, load_junk, true_particles
+from cryogeom.evaluate.latent import LatentCoordinates, latent_coordinates
+from cryogeom.metrics.ground_truth import load_coordinates, load_ground_truth, load_junk, true_particles
 from cryogeom.metrics.kabsch import as_coordinates, per_residue_distances
 from cryogeom.run_dir import check_run_particles
 from cryogeom.train import inference
@@ -166,6 +167,7 @@ class Evaluation:
     z: np.ndarray  # [K, d] latents
     predicted_ca: np.ndarray  # [K, N, 3] Å, base-structure frame
     timings_seconds: dict = field(default_factory=dict)
+    latent: LatentCoordinates | None = None  # the latent PCs against the landscape's known coordinates, if it has some
 
     @property
     def k(self) -> int:
@@ -194,7 +196,13 @@ def evaluate_run(run, particles, ground_truth_path, *, k: int = DEFAULT_K, batch
     per_residue = per_residue_errors(ca, truth_all, frames, run.base.ca)
     t4 = time.perf_counter()
     timings = {"load": t1 - t0, "predict": t2 - t1, "scores": t3 - t2, "per_residue": t4 - t3}
-    return Evaluation(scores, per_residue, indices, frames, z, ca, timings)
+    known = load_coordinates(ground_truth_path)
+    latent = None
+    if known is not None and len(z) >= 3:
+        coordinates, names = known
+        if len(coordinates) == len(truth_all):
+            latent = latent_coordinates(z, coordinates[frames], names)
+    return Evaluation(scores, per_residue, indices, frames, z, ca, timings, latent)
 
 
 def check_run_particles_and_box(run, particles, indices) -> None:
@@ -235,6 +243,7 @@ def evaluation_record(evaluation: Evaluation, *, run_dir, particles_path, ground
         "particles": str(Path(particles_path).resolve()),
         "ground_truth": str(Path(ground_truth_path).resolve()),
         "figures": [str(f) for f in figures],
+        **({"latent_coordinates": evaluation.latent.to_dict()} if evaluation.latent is not None else {}),
         "timings_seconds": {key: round(float(v), 4) for key, v in evaluation.timings_seconds.items()},
         "cryogeom_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

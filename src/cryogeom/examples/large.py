@@ -103,33 +103,35 @@ def cftr(n_frames: int = N_FRAMES, seed: int = SEED, cache_dir: str | os.PathLik
     structure = cftr_structure()
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = path / f"{VERSION}-frames{n_frames}-seed{seed}.npz"
-    ca_path = _read_cache(cache_file, n_frames, structure.n_residues)
+    ca_path = read_cache(cache_file, (n_frames, structure.n_residues, 3), VERSION)
     if ca_path is None:
         ca_path = multi_domain_path(
             structure.ca, structure.atom_positions, structure.atom_residue_index, structure.bonded_pairs,
             domain_labels(structure.resids), n_frames, seed, SETTINGS,
         )
-        _write_cache(cache_file, ca_path)
+        write_cache(cache_file, ca_path, VERSION)
     atom_frames = AtomFrames.from_reference(structure.ca, structure.atom_positions,
                                             structure.atom_residue_index, structure.bonded_pairs)
     return Trajectory(structure, ca_path, _AtomsOnTrace(atom_frames, ca_path))
 
 
-def _read_cache(cache_file: Path, n_frames: int, n_residues: int) -> np.ndarray | None:
+def read_cache(cache_file: Path, shape: tuple[int, ...], version: str) -> np.ndarray | None:
+    """The cached array ``ca`` of ``cache_file`` if it has ``shape`` and was written for ``version``, else None."""
     try:
         with np.load(cache_file) as data:
             ca = np.asarray(data["ca"], dtype=np.float64)
-            version = str(data["version"])
+            stored = str(data["version"])
     except (OSError, KeyError, ValueError):
         return None
-    if version != VERSION or ca.shape != (n_frames, n_residues, 3):
+    if stored != version or ca.shape != tuple(shape):
         return None
     return ca
 
 
-def _write_cache(cache_file: Path, ca_path: np.ndarray) -> None:
+def write_cache(cache_file: Path, ca_path: np.ndarray, version: str) -> None:
+    """``ca_path`` written to ``cache_file`` atomically (a warning, not an error, if it cannot be)."""
     try:
         with atomic_output(cache_file) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, ca=ca_path, version=np.str_(VERSION))
+            np.savez(fh, ca=ca_path, version=np.str_(version))
     except OSError as exc:
-        warnings.warn(f"could not cache the CFTR example in {cache_file.parent}: {exc}", stacklevel=3)
+        warnings.warn(f"could not cache a built-in example in {cache_file.parent}: {exc}", stacklevel=3)

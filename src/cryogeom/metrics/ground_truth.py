@@ -49,3 +49,21 @@ def true_particles(indices, junk: np.ndarray | None) -> np.ndarray:
         return indices
     inside = indices[indices < len(junk)]
     return indices[~np.isin(indices, inside[junk[inside]])]
+
+
+def load_coordinates(path) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """(``coordinates`` [F, C] of every frame, their C names) of a ground_truth.npz made from a
+    landscape with known coordinates (``cryogeom simulate --example adk-2d``); None where it has none."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "coordinates" not in data.files:
+                return None
+            coordinates = np.asarray(data["coordinates"], dtype=np.float64)
+            names = tuple(str(n) for n in data["coordinate_names"]) if "coordinate_names" in data.files else ()
+    except (OSError, ValueError):
+        return None  # load_ground_truth says what is wrong with the file
+    if coordinates.ndim != 2:
+        raise InputError(f"{path}: 'coordinates' must be [F, C], got {coordinates.shape}")
+    if len(names) != coordinates.shape[1]:
+        names = tuple(f"coordinate {i + 1}" for i in range(coordinates.shape[1]))
+    return coordinates, names

@@ -15,12 +15,17 @@ does. With a *reference channel* the encoder sees, beside the image, the render 
 structure at the particle's own pose, shift and CTF (normalised like the data): the network then
 compares like with like instead of learning what every pose does to the image. The paper's
 encoder sees the image only (``pose_conditioning=False``, no reference channel).
+
+The head's output becomes z through a :class:`~cryogeom.model.latent.Latent` (standardised, with
+noise while training) unless the latent is ``"free"`` (the paper's: the head's output itself).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from cryogeom.model.latent import Latent
 
 
 def _head(n_features: int, latent_dim: int, pose_conditioning: bool, hidden: int = 256) -> nn.Sequential:
@@ -40,7 +45,9 @@ class _Encoder(nn.Module):
             if rotations is None:
                 raise ValueError("this encoder is pose-conditioned: pass the rotations")
             h = torch.cat([h, rotations.reshape(len(h), 9).to(h.dtype)], dim=1)
-        return self.head(h)
+        h = self.head(h)
+        latent = getattr(self, "latent", None)  # head output -> z (model/latent.py); none: the head's output
+        return h if latent is None else latent(h)
 
 
 class PaperEncoder(_Encoder):
@@ -90,11 +97,16 @@ class FastEncoder(_Encoder):
         self.head = _head(cin * side * side, latent_dim, pose_conditioning)
 
 
-def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool, in_channels: int = 1) -> _Encoder:
+def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool, in_channels: int = 1,
+                  latent: str = "free", latent_noise_sd: float = 0.0) -> _Encoder:
+    """An encoder of ``kind`` ("paper" or "fast") ending in a ``latent`` (:mod:`cryogeom.model.latent`)."""
     if kind == "paper":
         if in_channels != 1:
             raise ValueError("the paper's encoder takes the image only")
-        return PaperEncoder(box, latent_dim, pose_conditioning)
-    if kind == "fast":
-        return FastEncoder(box, latent_dim, pose_conditioning, in_channels=in_channels)
-    raise ValueError(f"unknown encoder {kind!r} (expected 'paper' or 'fast')")
+        encoder = PaperEncoder(box, latent_dim, pose_conditioning)
+    elif kind == "fast":
+        encoder = FastEncoder(box, latent_dim, pose_conditioning, in_channels=in_channels)
+    else:
+        raise ValueError(f"unknown encoder {kind!r} (expected 'paper' or 'fast')")
+    encoder.latent = Latent(latent_dim, latent, latent_noise_sd)
+    return encoder

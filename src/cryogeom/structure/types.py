@@ -191,11 +191,16 @@ class Trajectory:
     structure    the topology with frame 0's coordinates
     ca           [F, N, 3] float64 Å, every frame
     atom_frames  all-atom positions: an array [F, A, 3], or a function frame -> [A, 3], or None
+    coordinates  [F, K] float64: K known coordinates of every frame (a made landscape's ground
+                 truth, e.g. two domains' closures), or None
+    coordinate_names  K names of those coordinates
     """
 
     structure: Structure
     ca: np.ndarray
     atom_frames: np.ndarray | Callable[[int], np.ndarray] | None = field(default=None, repr=False)
+    coordinates: np.ndarray | None = field(default=None, repr=False)
+    coordinate_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.ca = np.asarray(self.ca, dtype=np.float64)
@@ -206,6 +211,10 @@ class Trajectory:
             self.atom_frames = np.asarray(self.atom_frames, dtype=np.float64)
             if self.atom_frames.shape != (len(self.ca), self.structure.n_atoms, 3):
                 raise ValueError(f"atom_frames must be [F, A, 3] = [{len(self.ca)}, {self.structure.n_atoms}, 3]")
+        if self.coordinates is not None:
+            self.coordinates = np.asarray(self.coordinates, dtype=np.float64)
+            if self.coordinates.ndim != 2 or len(self.coordinates) != len(self.ca) or len(self.coordinate_names) != self.coordinates.shape[1]:
+                raise ValueError(f"coordinates must be [F, K] = [{len(self.ca)}, len(coordinate_names)], got {self.coordinates.shape}")
 
     def __repr__(self) -> str:
         return f"Trajectory({self.n_frames} frames of {self.structure!r})"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from cryogeom.errors import InputError
 from cryogeom.model.density import DENSITY_MODELS
+from cryogeom.model.latent import LATENT_KINDS
 
 PRESETS = ("default", "paper")
 
@@ -54,6 +55,8 @@ class Optimisation:
 @dataclass
 class Network:
     latent_dim: int = 8
+    latent: str = "normalised"  # "normalised" (standardised z, noise while training) or "free" (the paper's); model/latent.py
+    latent_noise_sd: float = 0.1  # with a normalised latent: sd of the noise added to z while training
     encoder: str = "fast"  # "fast" or "paper"
     pose_conditioning: bool = True
     reference_channel: bool = True  # the encoder also sees the base structure's render at the particle's pose
@@ -65,13 +68,20 @@ class Network:
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"
     density_weights: str = "ice"  # richer densities: atoms weighed by their contrast in ice ("ice") or atomic number ("electrons")
     train_pixel_angstrom: float | None = 2.0  # Fourier-downsample to about this pixel size; None = full resolution
+    max_train_box: int | None = 56  # large boxes: train on at most this many pixels (a coarser pixel); None = no cap
     pad_factor: float = 2.0
 
     def train_box(self, box: int, pixel_size_angstrom: float) -> int:
-        """The box the encoder sees and the renderer draws: about ``train_pixel_angstrom`` per pixel."""
-        if self.train_pixel_angstrom is None or self.train_pixel_angstrom <= pixel_size_angstrom:
+        """The box the encoder sees and the renderer draws: about ``train_pixel_angstrom`` per pixel,
+        and at most ``max_train_box`` pixels (a large box is trained at a coarser pixel: the render's
+        cost grows with the pixels a protein covers)."""
+        side = box
+        if self.train_pixel_angstrom is not None and self.train_pixel_angstrom > pixel_size_angstrom:
+            side = math.ceil(box * pixel_size_angstrom / self.train_pixel_angstrom)
+        if self.max_train_box is not None:
+            side = min(side, self.max_train_box)
+        if side == box:
             return box
-        side = math.ceil(box * pixel_size_angstrom / self.train_pixel_angstrom)
         side += side % 2  # even boxes: the Fourier crop keeps a symmetric band
         return int(min(box, max(32, side)))
 
@@ -83,13 +93,28 @@ class Losses:
     centering_weight: float = 0.1  # γ: the centering loss
     chain_weight: float = 0.5  # δ: the geometry loss over residues 1…chain_window bonds apart (the trace's local fold)
     chain_window: int = 3
-    geometry_k: int | None = None  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base
+    geometry_k: int | str | None = "auto"  # None: all residue pairs (paper eq. 1); k: k nearest neighbours in the base; auto: see geometry_neighbours
     pose_refinement: bool = False  # learn a per-particle correction of each pose (model/pose_correction.py)
     pose_refinement_start_epoch: int = 1  # after the first epoch, once the network explains the particles
     pose_prior_rotation_deg: float = 2.0  # prior standard deviation of the rotation error, per axis
     pose_prior_shift_angstrom: float = 1.0  # prior standard deviation of the shift error, per axis
     pose_step_fraction: float = 1.0  # of the Fisher-scoring step of each visit (model/pose_correction.py)
     junk_weighting: bool = True  # weigh each particle's image loss by 1 - its junk probability (train/junk.py)
+
+
+#: "auto" geometry loss: all pairs up to this many residues, above it each residue's nearest neighbours
+LARGE_PROTEIN_RESIDUES = 600
+LARGE_PROTEIN_GEOMETRY_K = 32
+
+
+def geometry_neighbours(geometry_k: int | str | None, n_residues: int) -> int | None:
+    """The k of the geometry loss for a protein of ``n_residues`` (None: all pairs). ``"auto"``: all
+    pairs up to :data:`LARGE_PROTEIN_RESIDUES` residues; above, the :data:`LARGE_PROTEIN_GEOMETRY_K`
+    nearest neighbours of each residue in the base structure — O(N) pairs instead of O(N²), and a
+    large protein's domains are held in shape without every distance between them being held too."""
+    if geometry_k == "auto":
+        return LARGE_PROTEIN_GEOMETRY_K if n_residues > LARGE_PROTEIN_RESIDUES else None
+    return geometry_k
 
 
 @dataclass
@@ -117,6 +142,7 @@ SETTINGS = {f.name: group for group, cls in GROUPS.items() for f in dataclasses.
 CHOICES = {
     "lr_schedule": ("cosine", "constant"),
     "encoder": ("fast", "paper"),
+    "latent": LATENT_KINDS,
     "density": DENSITY_MODELS,
     "density_weights": ("ice", "electrons"),
 }
@@ -146,6 +172,11 @@ def _rotation_centre():
     return ok, "box, centroid or three numbers [x, y, z] (Å)"
 
 
+def _geometry_k():
+    whole, _ = _whole(1, optional=True)
+    return (lambda v: v == "auto" or whole(v)), "auto, a whole number >= 1 or null (all pairs)"
+
+
 def _flag(optional: bool = False):
     return (lambda v: isinstance(v, bool) or (optional and v is None)), "true or false" + (" (or null)" if optional else "")
 
@@ -154,12 +185,12 @@ def _flag(optional: bool = False):
 _RULES = {
     "epochs": _whole(1), "batch_size": _whole(2), "lr": _number(0, strict=True), "lr_min": _number(0, strict=False),
     "warmup_steps": _whole(0), "decoder_lr_scale": _number(0, strict=True),
-    "latent_dim": _whole(1), "pose_conditioning": _flag(), "reference_channel": _flag(), "encoder_matched_filter": _flag(),
+    "latent_dim": _whole(1), "latent_noise_sd": _number(0, strict=False), "pose_conditioning": _flag(), "reference_channel": _flag(), "encoder_matched_filter": _flag(),
     "encoder_filter_b_factor_angstrom2": _number(0, strict=False, optional=True), "encoder_canonical_inplane": _flag(),
     "decoder_width": _whole(1), "decoder_depth": _whole(1), "train_pixel_angstrom": _number(0, strict=True, optional=True),
-    "pad_factor": _number(1, strict=False),
+    "pad_factor": _number(1, strict=False), "max_train_box": _whole(32, optional=True),
     "geometry_weight": _number(0, strict=False), "bond_weight": _number(0, strict=False), "centering_weight": _number(0, strict=False),
-    "chain_weight": _number(0, strict=False), "chain_window": _whole(1), "geometry_k": _whole(1, optional=True),
+    "chain_weight": _number(0, strict=False), "chain_window": _whole(1), "geometry_k": _geometry_k(),
     "pose_refinement": _flag(), "pose_refinement_start_epoch": _whole(0), "pose_prior_rotation_deg": _number(0, strict=True),
     "pose_prior_shift_angstrom": _number(0, strict=True), "pose_step_fraction": _number(0, strict=True),
     "junk_weighting": _flag(),
@@ -173,7 +204,8 @@ _RULES = {
 _RENAMED = {"alpha": "geometry_weight", "beta": "bond_weight", "gamma": "centering_weight"}
 # Settings added after runs had been saved, with the behaviour those runs had.
 _BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0,
-                 "rotation_centre": "centroid", "pose_refinement": False, "junk_weighting": False}
+                 "rotation_centre": "centroid", "pose_refinement": False, "junk_weighting": False,
+                 "latent": "free", "latent_noise_sd": 0.0, "max_train_box": None}
 
 
 @dataclass
@@ -240,6 +272,8 @@ def preset(name: str, **overrides) -> TrainConfig:
             warmup_steps=0,
             decoder_lr_scale=1.0,
             encoder="paper",
+            latent="free",
+            latent_noise_sd=0.0,
             pose_conditioning=False,
             reference_channel=False,
             encoder_matched_filter=False,
@@ -248,6 +282,8 @@ def preset(name: str, **overrides) -> TrainConfig:
             chain_weight=0.0,
             density="ca",
             train_pixel_angstrom=None,
+            max_train_box=None,
+            geometry_k=None,
             pad_factor=300 / 80,
             epochs=400,
             preset="paper",

@@ -17,7 +17,7 @@ from cryogeom.losses.centering import centering_loss
 from cryogeom.losses.geometry import GeometryLoss, chain_window_pairs
 from cryogeom.losses.image import image_loss
 from cryogeom.particles.batch import ParticleBatch
-from cryogeom.train.config import Losses
+from cryogeom.train.config import Losses, geometry_neighbours
 
 TERMS = ("loss", "image", "geometry", "bond", "centering", "chain")
 
@@ -46,7 +46,7 @@ class Objective:
     def __init__(self, losses: Losses, base_ca: torch.Tensor, bonded_pairs):
         self.weights = losses
         self.base_centroid = base_ca.detach().mean(0)  # where the centring loss holds every cloud's centroid
-        self.geometry = GeometryLoss(base_ca.double(), k=losses.geometry_k)
+        self.geometry = GeometryLoss(base_ca.double(), k=geometry_neighbours(losses.geometry_k, len(base_ca)))
         self.bonds = torch.as_tensor(bonded_pairs, dtype=torch.long).reshape(-1, 2)
         pairs = chain_window_pairs(bonded_pairs, len(base_ca), losses.chain_window)
         self.chain = GeometryLoss(base_ca.double(), pairs=pairs) if losses.chain_weight and len(pairs) else None
