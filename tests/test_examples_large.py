@@ -145,19 +145,19 @@ def test_cftr_cache_with_another_version_is_ignored(tmp_path, cftr_structure):
     cache_file = tmp_path / "x.npz"
     with open(cache_file, "wb") as fh:
         np.savez(fh, ca=np.zeros((200, 1181, 3)), version=np.str_("something-else"))
-    assert large._read_cache(cache_file, 200, 1181) is None
+    assert large.read_cache(cache_file, (200, 1181, 3), large.VERSION) is None
     with open(cache_file, "wb") as fh:
         np.savez(fh, ca=np.zeros((200, 1181, 3)), version=np.str_(large.VERSION))
-    assert large._read_cache(cache_file, 200, 1181).shape == (200, 1181, 3)
-    assert large._read_cache(cache_file, 100, 1181) is None
-    assert large._read_cache(tmp_path / "missing.npz", 200, 1181) is None
+    assert large.read_cache(cache_file, (200, 1181, 3), large.VERSION).shape == (200, 1181, 3)
+    assert large.read_cache(cache_file, (100, 1181, 3), large.VERSION) is None
+    assert large.read_cache(tmp_path / "missing.npz", (200, 1181, 3), large.VERSION) is None
 
 
 def test_cftr_cache_write_failure_only_warns(tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     with pytest.warns(UserWarning, match="could not cache"):
-        large._write_cache(blocker / "sub" / "file.npz", np.zeros((2, 3, 3)))
+        large.write_cache(blocker / "sub" / "file.npz", np.zeros((2, 3, 3)), large.VERSION)
 
 
 @pytest.mark.parametrize("kwargs, field", [({"n_frames": 3}, "n_frames"), ({"n_frames": 20.5}, "n_frames"),

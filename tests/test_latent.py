@@ -92,3 +92,28 @@ def test_latent_coordinates_finds_each_coordinate_on_its_own_pc():
     only_a = latent_coordinates(np.outer(a, mix[0]) + 0.01 * rng.normal(size=(2000, 8)), np.column_stack([a, b]), ("a", "b"))
     assert only_a.linear_r2[1] < 0.05 and only_a.best_abs_r[1] < 0.1
     assert only_a.to_dict()["coordinates"][0]["best_pc"] == 1
+
+
+def _last_hidden_spread(decoder, z):
+    h = z
+    for layer in decoder.mlp[:-1]:
+        h = layer(h)
+    return float(h.std(0).mean())
+
+
+def test_decoder_output_depends_on_z_from_the_start():
+    """Variance-preserving initialisation: a unit spread of z still spreads the last hidden layer by
+    order one after six SiLU layers (PyTorch's default shrinks it ~1,000-fold), and the output
+    still starts at the base structure (T = 0)."""
+    from cryogeom.model.decoder import Decoder
+
+    torch.manual_seed(0)
+    z = torch.randn(2000, 8)
+    preserving, default = Decoder(8, 50), Decoder(8, 50, init="default")
+    assert 0.3 < _last_hidden_spread(preserving, z) < 3.0
+    assert _last_hidden_spread(default, z) < 0.01
+    assert torch.equal(preserving(z), torch.zeros(2000, 50, 3))
+    with pytest.raises(ValueError, match="initialisation"):
+        Decoder(8, 50, init="xavier")
+    assert preset("paper").network.decoder_init == "default"
+    assert TrainConfig.from_dict({}).network.decoder_init == "default"  # runs saved before the setting

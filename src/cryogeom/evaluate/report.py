@@ -293,6 +293,36 @@ def _files_section(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _latent_section(run_dir: Path, evaluation: dict | None) -> str:
+    """How much of z's variance each PC carries (``cryogeom analyze``'s pca.json, or else the
+    evaluation's), which PCs are flat, and — for a landscape with known coordinates — how each
+    coordinate correlates with each PC."""
+    pca = _read_json(run_dir / rd.ANALYSIS_DIR / "pca.json")
+    known = (evaluation or {}).get("latent_coordinates")
+    if pca is not None and "explained_variance_ratio" in pca:
+        ratio, source = pca["explained_variance_ratio"], f"{pca.get('n_particles', '?')} particles (cryogeom analyze)"
+    elif known is not None:
+        ratio, source = known["variance_fraction_per_pc"], f"{evaluation.get('k', '?')} held-out particles (cryogeom evaluate)"
+    else:
+        return ""
+    flat = set((pca or {}).get("flat_pcs", []))
+    coordinates = (known or {}).get("coordinates", [])
+    header = ("PC", "share of z's variance", *(f"r with {c['name']}" for c in coordinates))
+    rows = []
+    for i, share in enumerate(ratio):
+        label = f"PC{i + 1}" + (" (flat: no traversal)" if f"pc{i + 1}" in flat else "")
+        cells = [(f"{100 * share:.3g} %", 'class="num"')]
+        for c in coordinates:
+            r = c["correlation_per_pc"][i] if i < len(c["correlation_per_pc"]) else float("nan")
+            cells.append((f"{r:+.2f}", 'class="num"'))
+        rows.append((label, *cells))
+    note = f"Principal components of the latents of {_e(source)}. A PC after the first that carries under 1 % of the variance is flat: cryogeom analyze writes no traversal for it."
+    if coordinates:
+        note += " " + "; ".join(
+            f"{_e(c['name'])}: |r| = {c['best_abs_r']:.2f} with PC{c['best_pc']}, R² of a linear fit on z {c['linear_r2']:.2f}" for c in coordinates) + "."
+    return "<h2>Latent space</h2>\n" + _table(rows, header) + f'\n<p class="note">{note}</p>'
+
+
 def _older_than_model(path: Path, run_dir: Path) -> bool:
     model = run_dir / rd.MODEL
     return model.is_file() and path.stat().st_mtime < model.stat().st_mtime
@@ -313,6 +343,7 @@ def build_report(run_dir) -> str:
         f'<p class="note">{_e(run_dir.resolve())} — report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by cryogeom {_e(__version__)}</p>',
         _accuracy_section(evaluation, metrics, stale=evaluation is not None and _older_than_model(run_dir / rd.EVALUATION, run_dir)),
         viewer_section(run_dir),
+        _latent_section(run_dir, evaluation),
         _training_section(metrics, meta),
         _figures_section(run_dir),
         _files_section(run_dir),

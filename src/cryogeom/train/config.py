@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from cryogeom.errors import InputError
 from cryogeom.model.density import DENSITY_MODELS
+from cryogeom.model.decoder import DECODER_INITS
 from cryogeom.model.latent import LATENT_KINDS
 
 PRESETS = ("default", "paper")
@@ -65,6 +66,7 @@ class Network:
     encoder_canonical_inplane: bool = True  # every particle turned to the canonical in-plane angle of its pose
     decoder_width: int = 350
     decoder_depth: int = 7
+    decoder_init: str = "variance-preserving"  # or "default" (PyTorch's, the paper's code); model/decoder.py
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"
     density_weights: str = "ice"  # richer densities: atoms weighed by their contrast in ice ("ice") or atomic number ("electrons")
     train_pixel_angstrom: float | None = 2.0  # Fourier-downsample to about this pixel size; None = full resolution
@@ -143,6 +145,7 @@ CHOICES = {
     "lr_schedule": ("cosine", "constant"),
     "encoder": ("fast", "paper"),
     "latent": LATENT_KINDS,
+    "decoder_init": DECODER_INITS,
     "density": DENSITY_MODELS,
     "density_weights": ("ice", "electrons"),
 }
@@ -205,7 +208,8 @@ _RENAMED = {"alpha": "geometry_weight", "beta": "bond_weight", "gamma": "centeri
 # Settings added after runs had been saved, with the behaviour those runs had.
 _BEFORE_ADDED = {"encoder_matched_filter": False, "encoder_canonical_inplane": False, "density_weights": "electrons", "chain_weight": 0.0,
                  "rotation_centre": "centroid", "pose_refinement": False, "junk_weighting": False,
-                 "latent": "free", "latent_noise_sd": 0.0, "max_train_box": None}
+                 "latent": "free", "latent_noise_sd": 0.0, "max_train_box": None,
+                 "decoder_init": "default"}
 
 
 @dataclass
@@ -274,6 +278,7 @@ def preset(name: str, **overrides) -> TrainConfig:
             encoder="paper",
             latent="free",
             latent_noise_sd=0.0,
+            decoder_init="default",
             pose_conditioning=False,
             reference_channel=False,
             encoder_matched_filter=False,
