@@ -50,7 +50,7 @@ class Optimisation:
     lr_schedule: str = "cosine"  # "cosine" (to lr_min over the run) or "constant"
     lr_min: float = 1e-5
     warmup_steps: int = 100
-    decoder_lr_scale: float = 0.1
+    decoder_lr_scale: float = 1.0  # the decoder's learning rate relative to lr
 
 
 @dataclass
