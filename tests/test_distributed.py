@@ -345,3 +345,20 @@ def test_resume_mid_epoch_with_a_changed_number_of_processes(tiny_dataset, tmp_p
             assert all(torch.equal(a[k], b[k]) for k in a)
         else:
             _assert_same_weights(a, b, encoder_atol=2e-3)
+
+
+def test_device_setting_takes_a_gpu_only_where_there_is_one(monkeypatch):
+    from cryogeom.errors import InputError
+    from cryogeom.train.distributed import cuda_requested
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cuda_requested("auto") is False and cuda_requested("cpu") is False
+    with pytest.raises(InputError, match="--device cuda: PyTorch sees no CUDA GPU"):
+        cuda_requested("cuda")
+    with pytest.raises(InputError, match="--device gpu"):
+        cuda_requested("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cuda_requested("auto") is True and cuda_requested("cuda") is True and cuda_requested("cpu") is False
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Distributed.from_environment("auto").device.type == "cpu"

@@ -66,6 +66,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="set any training setting by name (see config.json of a run), e.g. --set decoder_lr_scale=0.3")
     p.add_argument("--seed", type=int, help=f"seed of the weights, the hold-out and the particle order (default: {d.data.seed})")
     p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: the cores this process may use)")
+    p.add_argument("--device", choices=CHOICES["device"], help="where to train: auto takes a CUDA GPU where PyTorch sees one, else the CPU; cuda insists on one (default: auto)")
     p.add_argument("--num-workers", type=nonnegative_int, help="data-loading worker processes (default: 0, load in the main process)")
     polarity = p.add_mutually_exclusive_group()
     polarity.add_argument("--invert-data", dest="invert_data", action="store_const", const=True, help="the data have protein bright (default: detected from the data)")
@@ -159,6 +160,7 @@ def main(args: argparse.Namespace) -> int:
         chain_weight=args.chain_weight,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
         num_workers=args.num_workers,
         invert_data=args.invert_data,
         reference_channel=args.reference_channel,
@@ -175,7 +177,9 @@ def main(args: argparse.Namespace) -> int:
     centre = _rotation_centre(args, particles)
     if centre is not None:
         config = config.replace(rotation_centre=centre)
-    dist = Distributed.from_environment()
+    dist = Distributed.from_environment(config.runtime.device)
+    if dist.rank == 0:
+        print(f"cryogeom train: computing on {dist.describe()}", file=sys.stderr)
     try:
         trainer = Trainer(
             config, particles, base, run_dir, resume=args.resume, force=args.force, ground_truth=args.ground_truth,

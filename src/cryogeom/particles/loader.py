@@ -100,6 +100,7 @@ class BatchLoader:
         self.dataset = dataset
         self.sampler = sampler
         self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
         self.loader = None
         if self.num_workers > 0:
             # batch_size=None: each sampled item is a whole array of positions, read by dataset[positions]
@@ -113,6 +114,10 @@ class BatchLoader:
         sizes = self.sampler.global_sizes()
         if self.loader is None:
             batches = (self.dataset.get_batch(positions) for positions in self.sampler)
+            if self.pin_memory:  # page-locked, so that the copy to the GPU can run asynchronously
+                from cryogeom.particles.batch import ParticleBatch
+
+                batches = (ParticleBatch(b).pin_memory() for b in batches)
         else:
             batches = iter(self.loader)
         return zip(sizes, batches)

@@ -15,15 +15,19 @@ Two presets:
 
 * ``default`` — settings chosen for accuracy per minute on a CPU (measurements in BENCHMARKS.md):
   the encoder sees and the renderer draws a Fourier-downsampled image (``train_pixel_angstrom``
-  about 2 Å), a small stride-2 encoder that also sees the pose and, as a second channel, the base
-  structure rendered at the particle's pose, both channels convolved with the particle's CTF and
-  turned to the canonical in-plane angle of its pose; a two-Gaussians-per-residue density weighed
-  by the atoms' contrast in ice; a larger learning rate with cosine decay over 8 epochs and a
-  slower decoder; α = 0.005 (a tenth of the paper's) and the chain loss δ = 0.5, the geometry loss
-  over residues 1-3 bonds apart, which holds the Cα trace's local fold while domains turn at their
-  hinges. β and γ are the paper's.
+  about 2 Å, coarser where the box would exceed ``max_train_box`` pixels), a small stride-2
+  encoder that also sees the pose and, as a second channel, the base structure rendered at the
+  particle's pose, both channels convolved with the particle's CTF and turned to the canonical
+  in-plane angle of its pose; a normalised latent with noise while training (every direction of z
+  on the same scale, :mod:`cryogeom.model.latent`) and a decoder initialised so that its output
+  depends on z from the first step (:mod:`cryogeom.model.decoder`), learning at the encoder's rate;
+  a two-Gaussians-per-residue density weighed by the atoms' contrast in ice; a larger learning
+  rate with cosine decay over 8 epochs; α = 0.005 (a tenth of the paper's) and the chain loss
+  δ = 0.5, the geometry loss over residues 1-3 bonds apart, which holds the Cα trace's local fold
+  while domains turn at their hinges; above 600 residues the geometry loss holds each residue's
+  32 nearest neighbours (``geometry_k = "auto"``). β and γ are the paper's.
 * ``paper`` — the paper's settings (section 3, appendices A-F): the paper's encoder at full
-  resolution, one Gaussian per residue, Adam at a constant 1e-5, batch 128, CTF on a 300/80 padded
+  resolution and its free latent, PyTorch's initialisation, one Gaussian per residue, Adam at a constant 1e-5, batch 128, CTF on a 300/80 padded
   box, no chain loss.
 """
 
@@ -133,6 +137,7 @@ class Data:
 class Runtime:
     max_minutes: float | None = None  # stop (and checkpoint) after this much training time
     threads: int | None = None  # torch intra-op threads; None = all cores
+    device: str = "auto"  # "auto" (a CUDA GPU where there is one), "cuda" or "cpu"
     num_workers: int = 0
     checkpoint_every_minutes: float = 5.0
 
@@ -148,6 +153,7 @@ CHOICES = {
     "decoder_init": DECODER_INITS,
     "density": DENSITY_MODELS,
     "density_weights": ("ice", "electrons"),
+    "device": ("auto", "cuda", "cpu"),
 }
 def _whole(minimum: int, optional: bool = False):
     def ok(v):

@@ -37,7 +37,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from cryogeom.errors import InputError
 from cryogeom.particles.loader import shard_slice
+
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def cuda_requested(device: str) -> bool:
+    """Whether to compute on CUDA for the ``device`` setting ("auto", "cuda", "cpu")."""
+    if device not in DEVICES:
+        raise InputError(f"--device {device}: expected one of {', '.join(DEVICES)}")
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
+        raise InputError(f"--device cuda: PyTorch sees no CUDA GPU here (torch {torch.__version__}, {build} build); "
+                         "use --device cpu, or auto to take a GPU where there is one")
+    return device != "cpu" and available
 
 
 @dataclass
@@ -53,17 +69,19 @@ class Distributed:
         return cls()
 
     @classmethod
-    def from_environment(cls) -> "Distributed":
+    def from_environment(cls, device: str = "auto") -> "Distributed":
         """Join the process group that ``torchrun`` describes in the environment (or run alone).
 
-        nccl when CUDA is available (one GPU per process, ``LOCAL_RANK``), gloo otherwise.
+        ``device``: "auto" (a CUDA GPU where PyTorch sees one, else the CPU), "cuda" (an
+        :class:`InputError` where there is none) or "cpu". nccl with CUDA (one GPU per process,
+        ``LOCAL_RANK``), gloo otherwise.
         """
+        use_cuda = cuda_requested(device)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
-            return cls.single()
+            return cls(device=torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu"))
         import torch.distributed as dist
 
-        use_cuda = torch.cuda.is_available()
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if use_cuda else "gloo")
             # Without destroy_process_group a gloo process can abort at exit ("terminate called
@@ -76,6 +94,13 @@ class Distributed:
             torch.cuda.set_device(local)
             device = torch.device("cuda", local)
         return cls(rank=rank, world_size=dist.get_world_size(), device=device)
+
+    def describe(self) -> str:
+        """Where this process computes, in words (for the log)."""
+        if self.device.type == "cuda":
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        why = "" if torch.cuda.is_available() else " (PyTorch sees no CUDA GPU)"
+        return f"the CPU{why}"
 
     # -- the data ----------------------------------------------------------------------------
     def shard(self, positions: np.ndarray) -> np.ndarray:

@@ -169,6 +169,7 @@ class Trainer:
             if not resume:
                 self._write_start(command_line)
         self.ddp_model = self.dist.wrap(self.model, self.optimizer)
+        self.objective.to(self.dist.device)
         self.progress = progress and self.is_main
         self.metrics = rd.MetricsLog(self.run_dir, self.is_main)
 

@@ -51,6 +51,15 @@ class Objective:
         pairs = chain_window_pairs(bonded_pairs, len(base_ca), losses.chain_window)
         self.chain = GeometryLoss(base_ca.double(), pairs=pairs) if losses.chain_weight and len(pairs) else None
 
+    def to(self, device) -> "Objective":
+        """The base-structure tensors of every term moved to ``device`` (the model's)."""
+        self.base_centroid = self.base_centroid.to(device)
+        self.bonds = self.bonds.to(device)
+        self.geometry = self.geometry.to(device)
+        if self.chain is not None:
+            self.chain = self.chain.to(device)
+        return self
+
     def terms(self, out: Forward, particle_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every term and their weighted sum ``"loss"`` for a forward pass; ``particle_weights``
         [B] weigh each particle's image loss (junk down-weighted, :mod:`cryogeom.train.junk`)."""
