@@ -116,4 +116,9 @@ def test_decoder_output_depends_on_z_from_the_start():
     with pytest.raises(ValueError, match="initialisation"):
         Decoder(8, 50, init="xavier")
     assert preset("paper").network.decoder_init == "default"
+    from cryogeom.train.config import decoder_initialisation
+
+    assert decoder_initialisation("auto", 214) == "default"  # ADK
+    assert decoder_initialisation("auto", 1181) == "variance-preserving"  # the CFTR example
+    assert decoder_initialisation("default", 5000) == "default"
     assert TrainConfig.from_dict({}).network.decoder_init == "default"  # runs saved before the setting

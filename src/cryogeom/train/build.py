@@ -10,7 +10,7 @@ from cryogeom.model.density import build_density
 from cryogeom.model.encoder import build_encoder
 from cryogeom.model.network import Reconstructor
 from cryogeom.structure.types import Structure
-from cryogeom.train.config import Network
+from cryogeom.train.config import Network, decoder_initialisation
 
 
 def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom: float, rotation_centre_angstrom) -> Reconstructor:
@@ -24,7 +24,7 @@ def build_model(config: Network, base: Structure, box: int, pixel_size_angstrom:
     density = build_density(base, config.density, weights=config.density_weights)
     encoder = build_encoder(config.encoder, train_box, config.latent_dim, config.pose_conditioning, 2 if config.reference_channel else 1,
                             latent=config.latent, latent_noise_sd=config.latent_noise_sd)
-    decoder = Decoder(config.latent_dim, base.n_residues, config.decoder_width, config.decoder_depth, init=config.decoder_init)
+    decoder = Decoder(config.latent_dim, base.n_residues, config.decoder_width, config.decoder_depth, init=decoder_initialisation(config.decoder_init, base.n_residues))
     settings = ForwardSettings(box=train_box, pixel_size_angstrom=train_pixel, pad_factor=config.pad_factor)
     return Reconstructor(
         base.ca, density, encoder, decoder, settings, reference_channel=config.reference_channel,

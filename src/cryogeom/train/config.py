@@ -19,8 +19,9 @@ Two presets:
   encoder that also sees the pose and, as a second channel, the base structure rendered at the
   particle's pose, both channels convolved with the particle's CTF and turned to the canonical
   in-plane angle of its pose; a normalised latent with noise while training (every direction of z
-  on the same scale, :mod:`cryogeom.model.latent`) and a decoder initialised so that its output
-  depends on z from the first step (:mod:`cryogeom.model.decoder`), learning at the encoder's rate;
+  on the same scale, :mod:`cryogeom.model.latent`) and a decoder learning at the encoder's rate,
+  for proteins above 600 residues initialised so that its output depends on z from the first
+  step (:mod:`cryogeom.model.decoder`);
   a two-Gaussians-per-residue density weighed by the atoms' contrast in ice; a larger learning
   rate with cosine decay over 8 epochs; α = 0.005 (a tenth of the paper's) and the chain loss
   δ = 0.5, the geometry loss over residues 1-3 bonds apart, which holds the Cα trace's local fold
@@ -70,7 +71,7 @@ class Network:
     encoder_canonical_inplane: bool = True  # every particle turned to the canonical in-plane angle of its pose
     decoder_width: int = 350
     decoder_depth: int = 7
-    decoder_init: str = "variance-preserving"  # or "default" (PyTorch's, the paper's code); model/decoder.py
+    decoder_init: str = "auto"  # "variance-preserving", "default" (PyTorch's, the paper's code) or auto: see decoder_initialisation
     density: str = "backbone-sidechain"  # "ca" (paper), "backbone-sidechain", "atoms"
     density_weights: str = "ice"  # richer densities: atoms weighed by their contrast in ice ("ice") or atomic number ("electrons")
     train_pixel_angstrom: float | None = 2.0  # Fourier-downsample to about this pixel size; None = full resolution
@@ -123,6 +124,17 @@ def geometry_neighbours(geometry_k: int | str | None, n_residues: int) -> int | 
     return geometry_k
 
 
+def decoder_initialisation(decoder_init: str, n_residues: int) -> str:
+    """The decoder's initialisation for a protein of ``n_residues`` (:mod:`cryogeom.model.decoder`).
+    ``"auto"``: variance-preserving above :data:`LARGE_PROTEIN_RESIDUES` residues, where an image
+    holds much information about the conformation and the motion must be learnt fast; PyTorch's
+    default below, where a decoder that answers to z from the start fits noise with distorted
+    structures (measured on ADK: BENCHMARKS.md)."""
+    if decoder_init == "auto":
+        return "variance-preserving" if n_residues > LARGE_PROTEIN_RESIDUES else "default"
+    return decoder_init
+
+
 @dataclass
 class Data:
     invert_data: bool | None = None  # None: detect the contrast polarity from the data
@@ -150,7 +162,7 @@ CHOICES = {
     "lr_schedule": ("cosine", "constant"),
     "encoder": ("fast", "paper"),
     "latent": LATENT_KINDS,
-    "decoder_init": DECODER_INITS,
+    "decoder_init": ("auto", *DECODER_INITS),
     "density": DENSITY_MODELS,
     "density_weights": ("ice", "electrons"),
     "device": ("auto", "cuda", "cpu"),
