@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cryogeom.analysis.pca import fit_pca
 from cryogeom.errors import InputError
 
 
@@ -91,8 +92,6 @@ class LatentCoordinates(NamedTuple):
 def latent_coordinates(z, coordinates, names) -> LatentCoordinates:
     """:class:`LatentCoordinates` of latents ``z`` [K, d] against the true ``coordinates`` [K, C]
     of the same particles (e.g. the two closures of ``cryogeom simulate --example adk-2d``)."""
-    from cryogeom.analysis.pca import fit_pca
-
     z = np.asarray(z, dtype=np.float64)
     coordinates = np.asarray(coordinates, dtype=np.float64)
     if z.ndim != 2 or coordinates.ndim != 2 or len(z) != len(coordinates) or len(z) < 3:

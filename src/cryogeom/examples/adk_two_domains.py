@@ -20,6 +20,7 @@ t_NMP = j / (n − 1). How it is made and what it measures: docs/examples.md.
 from __future__ import annotations
 
 import numpy as np
+from MDAnalysis.analysis.align import rotation_matrix
 
 from cryogeom.examples.adk import adk
 from cryogeom.examples.domain_motion import segments_from_bonds
@@ -29,7 +30,6 @@ import os
 from pathlib import Path
 
 from cryogeom.examples.large import _AtomsOnTrace, default_cache_dir, read_cache, write_cache
-from cryogeom.metrics.kabsch import kabsch
 from cryogeom.structure.frames import AtomFrames
 from cryogeom.structure.types import Trajectory
 
@@ -53,8 +53,13 @@ def domain_mask(resids: np.ndarray, name: str) -> np.ndarray:
 
 def _on_core(path: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Every frame of [F, N, 3] superposed on frame 0 by its CORE residues."""
-    motion = kabsch(path[:, core], np.broadcast_to(path[0, core], path[:, core].shape))
-    return path @ np.swapaxes(motion.rotation, -1, -2) + motion.translation_angstrom[:, None, :]
+    reference = path[0, core] - path[0, core].mean(0)
+    out = np.empty_like(path)
+    for f, x in enumerate(path):
+        centre = x[core].mean(0)
+        rot, _ = rotation_matrix(x[core] - centre, reference)  # reference ≈ rot @ (x − centre)
+        out[f] = (x - centre) @ np.asarray(rot).T + path[0, core].mean(0)
+    return out
 
 
 def adk_two_domains(grid: int = GRID, cache_dir: str | os.PathLike | None = None) -> Trajectory:

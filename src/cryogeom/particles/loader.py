@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from cryogeom.particles.batch import ParticleBatch
+
 
 def shard_slice(n: int, rank: int, world_size: int) -> slice:
     """The contiguous share of process ``rank`` of ``n`` items split over ``world_size`` processes.
@@ -115,8 +117,6 @@ class BatchLoader:
         if self.loader is None:
             batches = (self.dataset.get_batch(positions) for positions in self.sampler)
             if self.pin_memory:  # page-locked, so that the copy to the GPU can run asynchronously
-                from cryogeom.particles.batch import ParticleBatch
-
                 batches = (ParticleBatch(b).pin_memory() for b in batches)
         else:
             batches = iter(self.loader)
