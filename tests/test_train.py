@@ -57,6 +57,7 @@ def test_every_loss_term_enters_the_total_with_its_weight(tiny_dataset, tmp_path
     with torch.no_grad():
         for p in tr.model.decoder.parameters():  # a decoder that moves the residues, so every term is non-zero
             p.add_(0.05 * torch.randn_like(p))
+        tr.model.eval()  # the same z in both passes below: no training noise on the latent
         terms = tr.losses(batch)
     total = terms["image"] + 0.01 * terms["geometry"] + 0.02 * terms["bond"] + 0.3 * terms["centering"] + 0.7 * terms["chain"]
     assert float(terms["loss"]) == pytest.approx(float(total), rel=1e-6)

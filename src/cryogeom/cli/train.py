@@ -178,13 +178,13 @@ def main(args: argparse.Namespace) -> int:
     if centre is not None:
         config = config.replace(rotation_centre=centre)
     dist = Distributed.from_environment(config.runtime.device)
-    if dist.rank == 0:
-        print(f"cryogeom train: computing on {dist.describe()}", file=sys.stderr)
     try:
         trainer = Trainer(
             config, particles, base, run_dir, resume=args.resume, force=args.force, ground_truth=args.ground_truth,
             progress=not args.no_progress, command_line=["cryogeom"] + sys.argv[1:], distributed=dist,
         )
+        if dist.rank == 0:
+            print(f"cryogeom train: computing on {dist.describe()}", file=sys.stderr)
         result = trainer.fit()
     except TrainingDiverged as exc:
         print(f"cryogeom train: stopped: {exc}", file=sys.stderr)

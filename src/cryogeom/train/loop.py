@@ -31,7 +31,7 @@ from cryogeom.errors import InputError
 from cryogeom.losses.image import image_loss
 from cryogeom.particles.batch import ParticleBatch
 from cryogeom.particles.dataset import ParticleDataset
-from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler
+from cryogeom.particles.loader import BatchLoader, GlobalBatchSampler, shard_slice
 from cryogeom.structure import map_frame
 from cryogeom.train.build import build_model
 from cryogeom.train.calibration import Calibration, calibrate
@@ -311,6 +311,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         self.model.train()
+        # the latent's noise: a function of the step, drawn for the global batch (this process
+        # keeps its rows), so that a resumed run and P processes take the same steps as one
+        self.model.seed_latent_noise(int(np.random.SeedSequence([self.config.data.seed, 4, self.state.global_step]).generate_state(1)[0]),
+                                     shard_slice(n_global, self.dist.rank, self.dist.world_size).start, n_global)
         correction, render_pose, weights = self.per_particle.before_step(batch, self.state.epoch)
         terms, out = self.objective.evaluate(self.ddp_model, batch, self.calibration.invert_data, render_pose=render_pose, particle_weights=weights)
         values = self.dist.mean({k: float(v.detach()) for k, v in terms.items()}, n_local, n_global)
