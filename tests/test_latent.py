@@ -94,6 +94,7 @@ def test_latent_coordinates_finds_each_coordinate_on_its_own_pc():
     assert only_a.to_dict()["coordinates"][0]["best_pc"] == 1
 
 
+@torch.no_grad()
 def _last_hidden_spread(decoder, z):
     h = z
     for layer in decoder.mlp[:-1]:
