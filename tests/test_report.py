@@ -265,3 +265,28 @@ def test_the_3d_view_of_the_motion_draws_in_headless_chromium(tiny_run, tiny_dat
         if canvas.std() > 0.02 and len(colours) > 50:
             break
     assert canvas.std() > 0.02 and len(colours) > 50, f"the 3D view is blank ({len(colours)} colours)"
+
+
+def test_report_shows_each_pcs_share_of_the_latent_variance(synthetic_run):
+    """From analyze's pca.json: every PC's share, the flat ones marked; with a landscape's known
+    coordinates (evaluate), each coordinate's correlation with each PC."""
+    (synthetic_run / "analysis" / "pca.json").write_text(json.dumps({
+        "n_particles": 61200, "explained_variance_ratio": [0.9712, 0.0280, 0.0005, 0.0003], "flat_pcs": ["pc3", "pc4"],
+    }))
+    evaluation = json.loads((synthetic_run / "evaluation.json").read_text())
+    evaluation["latent_coordinates"] = {
+        "variance_fraction_per_pc": [0.5, 0.3, 0.15, 0.05],
+        "coordinates": [
+            {"name": "LID closure", "correlation_per_pc": [0.79, -0.1, 0.05, 0.0], "best_pc": 1, "best_abs_r": 0.79, "linear_r2": 0.68},
+            {"name": "NMP closure", "correlation_per_pc": [0.2, -0.58, 0.1, 0.0], "best_pc": 2, "best_abs_r": 0.58, "linear_r2": 0.44},
+        ],
+    }
+    (synthetic_run / "evaluation.json").write_text(json.dumps(evaluation))
+    html = build_report(synthetic_run)
+    section = html[html.index("<h2>Latent space</h2>"):html.index("<h2>Training")]
+    assert "97.1 %" in section and "2.8 %" in section and "0.05 %" in section and "61200 particles (cryogeom analyze)" in section
+    assert section.count("flat: no traversal") == 2
+    assert "r with NMP closure" in section and "-0.58" in section
+    assert "NMP closure: |r| = 0.58 with PC2, R² of a linear fit on z 0.44" in section
+    (synthetic_run / "analysis" / "pca.json").unlink()  # no analysis: the evaluation's PCs
+    assert "50.0 %" in build_report(synthetic_run)

@@ -311,7 +311,8 @@ def _latent_section(run_dir: Path, evaluation: dict | None) -> str:
     rows = []
     for i, share in enumerate(ratio):
         label = f"PC{i + 1}" + (" (flat: no traversal)" if f"pc{i + 1}" in flat else "")
-        cells = [(f"{100 * share:.3g} %", 'class="num"')]
+        percent = 100 * share
+        cells = [(f"{percent:.1f} %" if percent >= 1 else f"{percent:.2g} %", 'class="num"')]
         for c in coordinates:
             r = c["correlation_per_pc"][i] if i < len(c["correlation_per_pc"]) else float("nan")
             cells.append((f"{r:+.2f}", 'class="num"'))
