@@ -19,17 +19,16 @@ t_NMP = j / (n − 1). How it is made and what it measures: docs/examples.md.
 
 from __future__ import annotations
 
-import numpy as np
-from MDAnalysis.analysis.align import rotation_matrix
-
-from cryogeom.examples.adk import adk
-from cryogeom.examples.domain_motion import segments_from_bonds
-from cryogeom.examples.elastic_network import network_springs
-from cryogeom.examples.restrained_relaxation import RestrainedRelaxation
 import os
 from pathlib import Path
 
-from cryogeom.examples.large import _AtomsOnTrace, default_cache_dir, read_cache, write_cache
+import numpy as np
+
+from cryogeom.examples.adk import adk
+from cryogeom.examples.domain_motion import segments_from_bonds, superpose_on_first
+from cryogeom.examples.elastic_network import network_springs
+from cryogeom.examples.large import AtomsOnTrace, default_cache_dir, read_cache, write_cache
+from cryogeom.examples.restrained_relaxation import RestrainedRelaxation
 from cryogeom.structure.frames import AtomFrames
 from cryogeom.structure.types import Trajectory
 
@@ -51,17 +50,6 @@ def domain_mask(resids: np.ndarray, name: str) -> np.ndarray:
     return np.any([(resids >= a) & (resids <= b) for a, b in ADK_DOMAINS[name]], axis=0)
 
 
-def _on_core(path: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """Every frame of [F, N, 3] superposed on frame 0 by its CORE residues."""
-    reference = path[0, core] - path[0, core].mean(0)
-    out = np.empty_like(path)
-    for f, x in enumerate(path):
-        centre = x[core].mean(0)
-        rot, _ = rotation_matrix(x[core] - centre, reference)  # reference ≈ rot @ (x − centre)
-        out[f] = (x - centre) @ np.asarray(rot).T + path[0, core].mean(0)
-    return out
-
-
 def adk_two_domains(grid: int = GRID, cache_dir: str | os.PathLike | None = None) -> Trajectory:
     """ADK over a ``grid`` × ``grid`` lattice of independent LID and NMP closures (a Trajectory of
     grid² frames, 214 residues, all-atom positions; ``coordinates`` [grid², 2] path fractions).
@@ -74,7 +62,7 @@ def adk_two_domains(grid: int = GRID, cache_dir: str | os.PathLike | None = None
         raise ValueError(f"grid: expected an integer >= 2, got {grid!r}")
     path = adk()
     structure = path.structure
-    ca_path = _on_core(path.ca, domain_mask(structure.resids, "CORE"))
+    ca_path = superpose_on_first(path.ca, on=domain_mask(structure.resids, "CORE"))
     lid, nmp = domain_mask(structure.resids, "LID"), domain_mask(structure.resids, "NMP")
     steps = np.rint(np.linspace(0, len(ca_path) - 1, grid)).astype(int)
     fraction = steps / (len(ca_path) - 1)
@@ -86,7 +74,7 @@ def adk_two_domains(grid: int = GRID, cache_dir: str | os.PathLike | None = None
     if ca is None:
         ca = _relaxed_grid(ca_path, structure, frames, atoms0, steps, lid, nmp)
         write_cache(cache_file, ca, VERSION)
-    return Trajectory(structure, ca, _AtomsOnTrace(frames, ca), coordinates=coords, coordinate_names=COORDINATE_NAMES)
+    return Trajectory(structure, ca, AtomsOnTrace(frames, ca), coordinates=coords, coordinate_names=COORDINATE_NAMES)
 
 
 def _relaxed_grid(ca_path, structure, frames, atoms0, steps, lid, nmp) -> np.ndarray:

@@ -66,14 +66,16 @@ def segments_from_bonds(n_residues: int, bonded_pairs: np.ndarray) -> np.ndarray
     return np.r_[0, np.cumsum(~bonded_next[:-1])]
 
 
-def superpose_on_first(ca_path_angstrom: np.ndarray) -> np.ndarray:
-    """Every frame of [F, N, 3] rotated and translated onto frame 0 (least-squares, all Cα)."""
-    ref = ca_path_angstrom[0]
+def superpose_on_first(ca_path_angstrom: np.ndarray, on: np.ndarray | None = None) -> np.ndarray:
+    """Every frame of [F, N, 3] rotated and translated onto frame 0 (least-squares over all Cα, or
+    over the residues where the [N] mask ``on`` is true; the whole frame moves)."""
+    on = np.ones(ca_path_angstrom.shape[1], bool) if on is None else np.asarray(on, bool)
+    ref = ca_path_angstrom[0, on]
     ref_centre = ref.mean(0)
     out = np.empty_like(ca_path_angstrom)
     for f, x in enumerate(ca_path_angstrom):
-        centre = x.mean(0)
-        rot, _ = rotation_matrix(x - centre, ref - ref_centre)  # ref ≈ rot @ (x − centre)
+        centre = x[on].mean(0)
+        rot, _ = rotation_matrix(x[on] - centre, ref - ref_centre)  # ref ≈ rot @ (x − centre)
         out[f] = (x - centre) @ np.asarray(rot).T + ref_centre
     return out
 

@@ -78,7 +78,7 @@ def default_cache_dir() -> Path:
     return Path(root) / "cryogeom"
 
 
-class _AtomsOnTrace:
+class AtomsOnTrace:
     """frame -> all-atom positions [A, 3] (float64 Å), each residue carried by its Cα frame."""
 
     def __init__(self, atom_frames: AtomFrames, ca_path: np.ndarray):
@@ -112,7 +112,7 @@ def cftr(n_frames: int = N_FRAMES, seed: int = SEED, cache_dir: str | os.PathLik
         write_cache(cache_file, ca_path, VERSION)
     atom_frames = AtomFrames.from_reference(structure.ca, structure.atom_positions,
                                             structure.atom_residue_index, structure.bonded_pairs)
-    return Trajectory(structure, ca_path, _AtomsOnTrace(atom_frames, ca_path))
+    return Trajectory(structure, ca_path, AtomsOnTrace(atom_frames, ca_path))
 
 
 def read_cache(cache_file: Path, shape: tuple[int, ...], version: str) -> np.ndarray | None:

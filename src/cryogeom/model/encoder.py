@@ -45,9 +45,7 @@ class _Encoder(nn.Module):
             if rotations is None:
                 raise ValueError("this encoder is pose-conditioned: pass the rotations")
             h = torch.cat([h, rotations.reshape(len(h), 9).to(h.dtype)], dim=1)
-        h = self.head(h)
-        latent = getattr(self, "latent", None)  # head output -> z (model/latent.py); none: the head's output
-        return h if latent is None else latent(h)
+        return self.latent(self.head(h))
 
 
 class PaperEncoder(_Encoder):
@@ -74,6 +72,7 @@ class PaperEncoder(_Encoder):
             raise ValueError(f"the paper's encoder needs a box of at least 32 pixels, got {box}")
         self.pose_conditioning = pose_conditioning
         self.head = _head(256 * side * side, latent_dim, pose_conditioning)
+        self.latent = Latent(latent_dim, "free")
 
 
 class FastEncoder(_Encoder):
@@ -95,6 +94,7 @@ class FastEncoder(_Encoder):
         self.features = nn.Sequential(*layers)
         self.pose_conditioning = pose_conditioning
         self.head = _head(cin * side * side, latent_dim, pose_conditioning)
+        self.latent = Latent(latent_dim, "free")
 
 
 def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool, in_channels: int = 1,
@@ -108,5 +108,6 @@ def build_encoder(kind: str, box: int, latent_dim: int, pose_conditioning: bool,
         encoder = FastEncoder(box, latent_dim, pose_conditioning, in_channels=in_channels)
     else:
         raise ValueError(f"unknown encoder {kind!r} (expected 'paper' or 'fast')")
-    encoder.latent = Latent(latent_dim, latent, latent_noise_sd)
+    if latent != "free":
+        encoder.latent = Latent(latent_dim, latent, latent_noise_sd)
     return encoder

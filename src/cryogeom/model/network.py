@@ -68,9 +68,7 @@ class Reconstructor(nn.Module):
     def seed_latent_noise(self, seed: int, first_row: int = 0, total_rows: int | None = None) -> None:
         """The latent's training noise (:mod:`cryogeom.model.latent`) drawn from ``seed`` from now on,
         rows ``first_row …`` of a draw for the global batch of ``total_rows``."""
-        latent = getattr(self.encoder, "latent", None)
-        if latent is not None:
-            latent.seed_noise(seed, first_row, total_rows)
+        self.encoder.latent.seed_noise(seed, first_row, total_rows)
 
     def encode(self, images: torch.Tensor, rotations: torch.Tensor, shifts_angstrom=None, ctf: CTFParams | None = None) -> torch.Tensor:
         """images [B, D', D'] (normalised data) -> z [B, d]; the encoder sees :meth:`encoder_input`."""
